@@ -1,0 +1,67 @@
+//! `deepnet eval RUN_DIR|CHECKPOINT`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use deepnet::train::run::eval_checkpoint;
+use deepnet::Result;
+
+use super::device::DeviceArg;
+
+/// Arguments of `deepnet eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run directory or a checkpoint.safetensors file.
+    checkpoint: PathBuf,
+    /// Test on this MNIST-format directory instead of the run's own.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Refuse the checkpoint unless it holds this model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+/// Runs `deepnet eval`: accuracy, per-class accuracy and the confusion matrix.
+pub fn run(a: EvalArgs) -> Result<()> {
+    let device = a.device.device()?;
+    let r = eval_checkpoint(
+        &a.checkpoint,
+        a.data.as_deref(),
+        a.model.as_deref(),
+        &device,
+    )?;
+    println!(
+        "test: {} images, accuracy {:.2}%, loss {:.4}",
+        r.count,
+        r.accuracy * 100.0,
+        r.loss
+    );
+    println!("per-class accuracy:");
+    for (name, acc) in r.class_names.iter().zip(&r.per_class_accuracy) {
+        println!("  {name:<12} {:6.2}%", acc * 100.0);
+    }
+    println!("confusion matrix (rows: true, columns: predicted):");
+    print!("  {:<12}", "");
+    for i in 0..r.class_names.len() {
+        print!("{i:>6}");
+    }
+    println!();
+    for (i, row) in r.confusion.iter().enumerate() {
+        print!("  {:<9}{i:>3}", truncate(&r.class_names[i], 9));
+        for c in row {
+            print!("{c:>6}");
+        }
+        println!();
+    }
+    if a.checkpoint.is_dir() {
+        println!("report written to {}/report/", a.checkpoint.display());
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}

@@ -1,0 +1,50 @@
+//! Command-line interface: argument parsing, progress display and printing. All the work is done
+//! by the library; errors come back as [`deepnet::Error`] and leave with exit code 1 (2 for bad
+//! usage, from clap).
+
+mod device;
+mod eval;
+mod predict;
+mod progress;
+mod summary;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// deepnet: classic deep networks, trained, evaluated and inspected, in Rust on burn.
+#[derive(Parser, Debug)]
+#[command(name = "deepnet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model on an MNIST-format data set and write a run directory.
+    Train(train::TrainArgs),
+    /// Evaluate a run directory or checkpoint on the test split.
+    Eval(eval::EvalArgs),
+    /// Classify image files with a trained checkpoint (top-k with class names).
+    Predict(predict::PredictArgs),
+    /// Per-layer output shapes, parameters and multiply-adds of a model.
+    Summary(summary::SummaryArgs),
+}
+
+/// Parses the command line, runs the command, maps errors to a message and an exit code.
+pub fn run() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Summary(a) => summary::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

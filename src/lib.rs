@@ -1,0 +1,22 @@
+//! # deepnet
+//!
+//! The classic deep networks, real and usable, on [burn](https://burn.dev): train, evaluate and
+//! inspect LeNet-5 and friends on your own MNIST-format data, on CPU (burn's pure-Rust Flex
+//! backend) or GPU (wgpu, feature `wgpu`).
+//!
+//! - [`data`]: the IDX reader, Fashion-MNIST / MNIST loaders, batching.
+//! - [`vision`]: CNN families and the model registry ([`vision::MODELS`]).
+//! - [`train`]: the training loop, optimizers, global-norm clipping, checkpoints, reports.
+//!
+//! The library never prints and never exits; every failure is an [`Error`] whose message
+//! names the file, key or argument at fault.
+
+#![warn(missing_docs)]
+
+pub mod data;
+pub mod error;
+pub mod train;
+pub mod vision;
+
+pub use burn;
+pub use error::{Error, Result};

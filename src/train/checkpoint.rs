@@ -1,0 +1,251 @@
+//! Checkpoints: model weights in safetensors (readable from PyTorch with `safetensors.torch`),
+//! optimizer state in burnpack, both written atomically.
+//!
+//! A checkpoint is `checkpoint.safetensors`, whose safetensors metadata carries the run's
+//! [`RunConfig`] and the [`TrainState`] (so the file alone says which model it holds), plus the
+//! optimizer file that state names (`optimizer-eNNNN.bpk`). Saving writes the optimizer file first
+//! and the weights last, each to a temporary file that is fsynced and renamed over the old one:
+//! a process killed at any moment leaves either the previous checkpoint or the new one, never a
+//! torn file, and the weights file always names an optimizer file that exists.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+
+use super::config::RunConfig;
+use crate::error::{Error, Result};
+
+/// File name of the weights inside a run directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+const META_RUN: &str = "deepnet.run";
+const META_STATE: &str = "deepnet.state";
+
+/// Where training stands when a checkpoint is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub global_step: usize,
+    /// File name (in the same directory) of the optimizer state.
+    pub optimizer_file: String,
+    /// Validation accuracy after the last completed epoch.
+    pub val_accuracy: f64,
+}
+
+/// What a checkpoint's metadata says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointMeta {
+    /// The run that wrote it.
+    pub run: RunConfig,
+    /// Training progress.
+    pub state: TrainState,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
+/// fsync of the directory. Readers see the old file or the new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Persist the rename itself.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// `path` itself if it is a file, `path/checkpoint.safetensors` if it is a run directory.
+pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        let file = path.join(CHECKPOINT_FILE);
+        if file.is_file() {
+            Ok(file)
+        } else {
+            Err(Error::checkpoint(
+                path,
+                format!("no {CHECKPOINT_FILE} in this directory (is it a deepnet run directory? training writes one after the first epoch)"),
+            ))
+        }
+    } else if path.is_file() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(Error::checkpoint(path, "no such file or directory"))
+    }
+}
+
+/// The model's weights as safetensors bytes, with `metadata` in the header.
+pub fn weights_to_safetensors<M: Module>(
+    model: &M,
+    metadata: &[(&str, String)],
+) -> Result<Vec<u8>> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    for (k, v) in metadata {
+        store = store.metadata(*k, v.clone());
+    }
+    store
+        .collect_from(model)
+        .map_err(|e| Error::checkpoint("<memory>", format!("serializing weights: {e}")))?;
+    store
+        .get_bytes()
+        .map_err(|e| Error::checkpoint("<memory>", format!("serializing weights: {e}")))
+}
+
+/// Saves `model` and `optim` as the checkpoint of the run in `dir` (see the module doc).
+pub fn save_checkpoint<M: Module>(
+    dir: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    run: &RunConfig,
+    state: &TrainState,
+) -> Result<()> {
+    let optim_path = dir.join(&state.optimizer_file);
+    let optim_bytes = optim
+        .into_bytes()
+        .map_err(|e| Error::checkpoint(&optim_path, format!("serializing optimizer state: {e}")))?;
+    write_atomic(&optim_path, &optim_bytes)?;
+    let run_json = serde_json::to_string(run).expect("RunConfig serializes");
+    let state_json = serde_json::to_string(state).expect("TrainState serializes");
+    let bytes = weights_to_safetensors(model, &[(META_RUN, run_json), (META_STATE, state_json)])?;
+    write_atomic(&dir.join(CHECKPOINT_FILE), &bytes)?;
+    // Older optimizer files are no longer named by any checkpoint.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("optimizer-")
+                && name.ends_with(".bpk")
+                && name != state.optimizer_file
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the `__metadata__` map of a safetensors file, validating the header.
+pub fn read_safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let header = safetensors_header(&bytes, path)?;
+    Ok(header
+        .get("__metadata__")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default())
+}
+
+fn safetensors_header(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let not_st = |why: String| Error::checkpoint(path, format!("not a safetensors file: {why}"));
+    if bytes.len() < 8 {
+        return Err(not_st(format!(
+            "{} bytes, shorter than the 8-byte header length",
+            bytes.len()
+        )));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    if n > bytes.len() - 8 {
+        return Err(not_st(format!(
+            "header length {n} is beyond the end of the file ({} bytes): truncated or another format",
+            bytes.len()
+        )));
+    }
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])
+        .map_err(|e| not_st(format!("header is not JSON ({e})")))?;
+    match header {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(not_st("header is not a JSON object".into())),
+    }
+}
+
+/// The run config and training state recorded in the checkpoint at `path`.
+pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
+    let meta = read_safetensors_metadata(path)?;
+    let run = meta.get(META_RUN).ok_or_else(|| {
+        Error::checkpoint(
+            path,
+            "has no deepnet run metadata (not written by `deepnet train`)",
+        )
+    })?;
+    let state = meta
+        .get(META_STATE)
+        .ok_or_else(|| Error::checkpoint(path, "has no deepnet training-state metadata"))?;
+    Ok(CheckpointMeta {
+        run: serde_json::from_str(run)
+            .map_err(|e| Error::checkpoint(path, format!("run metadata unreadable: {e}")))?,
+        state: serde_json::from_str(state)
+            .map_err(|e| Error::checkpoint(path, format!("state metadata unreadable: {e}")))?,
+    })
+}
+
+/// Loads the weights in the safetensors file at `path` into `model`, name for name. Missing,
+/// unexpected or mis-shaped tensors give an error naming the key (and both shapes).
+pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    safetensors_header(&bytes, path)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .validate(false)
+        .allow_partial(true);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::checkpoint(path, format!("cannot read weights: {e}")))?;
+    let mut problems: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+    problems.extend(
+        result
+            .missing
+            .iter()
+            .map(|(k, _)| format!("tensor '{k}' is missing from the file")),
+    );
+    problems.extend(
+        result
+            .unused
+            .iter()
+            .map(|k| format!("tensor '{k}' in the file matches no parameter of the model")),
+    );
+    if !problems.is_empty() {
+        let shown = problems.len().min(8);
+        let more = if problems.len() > shown {
+            format!(" (and {} more)", problems.len() - shown)
+        } else {
+            String::new()
+        };
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "weights do not fit this model (is it a checkpoint of another model?): {}{more}",
+                problems[..shown].join("; ")
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// Loads the optimizer state file at `path` into `optim`.
+pub fn load_optimizer(optim: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| Error::checkpoint(path, format!("cannot read optimizer state: {e}")))
+}

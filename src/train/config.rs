@@ -1,0 +1,167 @@
+//! Training configuration: what `config.json` in a run directory records, and what `--resume`
+//! reads back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DatasetKind, Normalization};
+use crate::error::{Error, Result};
+
+/// The optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// SGD with (heavy-ball) momentum, as `torch.optim.SGD(momentum=...)`.
+    Sgd,
+    /// Adam (Kingma & Ba) with torch's defaults: β = (0.9, 0.999), ε = 1e-8.
+    Adam,
+}
+
+/// How the learning rate changes over training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Schedule {
+    /// The base rate throughout.
+    Constant,
+    /// `lr · gamma^⌊epoch / step_size⌋` (epochs counted from 0), as torch's `StepLR`.
+    Step {
+        /// Epochs between decays.
+        step_size: usize,
+        /// Factor applied at each decay.
+        gamma: f64,
+    },
+    /// Cosine annealing from `lr` to `min_lr` over all training steps, updated every step.
+    Cosine {
+        /// Rate at the last step.
+        min_lr: f64,
+    },
+}
+
+impl Schedule {
+    /// The learning rate at optimizer step `step` (0-based) of `total_steps`, in an epoch of
+    /// `steps_per_epoch` steps, for base rate `lr`. A pure function of the step, so a resumed
+    /// run continues the same schedule exactly.
+    pub fn lr_at(&self, lr: f64, step: usize, steps_per_epoch: usize, total_steps: usize) -> f64 {
+        match *self {
+            Schedule::Constant => lr,
+            Schedule::Step { step_size, gamma } => {
+                let epoch = step / steps_per_epoch.max(1);
+                lr * gamma.powi((epoch / step_size.max(1)) as i32)
+            }
+            Schedule::Cosine { min_lr } => {
+                let t = step as f64 / total_steps.max(1) as f64;
+                min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+/// Everything that decides how a model is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Number of passes over the training set.
+    pub epochs: usize,
+    /// Images per optimizer step.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Momentum for SGD (ignored by Adam).
+    pub momentum: f64,
+    /// L2 weight decay added to the gradient (torch's `weight_decay`); 0 disables it.
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Clip gradients to this global L2 norm (torch's `clip_grad_norm_`); `None` disables it.
+    pub clip_norm: Option<f64>,
+    /// Seed for initialization, the validation split and the shuffling of every epoch.
+    pub seed: u64,
+    /// Images carved from the training set for validation.
+    pub val_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            clip_norm: None,
+            seed: 42,
+            val_size: 5000,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::invalid("--epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("--batch-size", "must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(
+                "--lr",
+                format!("{} is not a positive number", self.lr),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(Error::invalid("--momentum", "must be in [0, 1)"));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::invalid("--weight-decay", "must be a number >= 0"));
+        }
+        if let Some(c) = self.clip_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::invalid("--clip-norm", "must be a positive number"));
+            }
+        }
+        if let Schedule::Step { step_size, gamma } = self.schedule {
+            if step_size == 0 || !(gamma > 0.0 && gamma.is_finite()) {
+                return Err(Error::invalid(
+                    "--schedule",
+                    "step needs step_size >= 1 and gamma > 0",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the data of a run came from and how it was prepared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSource {
+    /// MNIST-format directory.
+    pub dir: String,
+    /// Which data set it is.
+    pub kind: DatasetKind,
+    /// Normalization applied to every pixel.
+    pub normalization: Normalization,
+    /// Class names in label order.
+    pub class_names: Vec<String>,
+    /// Use only the first N training images (0 = all): quick runs and tests.
+    #[serde(default)]
+    pub limit_train: usize,
+}
+
+/// The contents of `config.json`: enough to rebuild the model, reload the data and continue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Registry name of the model.
+    pub model: String,
+    /// Number of classes the model outputs.
+    pub num_classes: usize,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Data set.
+    pub data: DataSource,
+    /// deepnet version that wrote the run.
+    pub deepnet_version: String,
+}

@@ -1,0 +1,23 @@
+//! Convolutional networks, one file per family, and the registry that names them.
+
+pub mod lenet;
+pub mod summary;
+pub mod zoo;
+
+pub use lenet::{Lenet5, Lenet5Classic, Lenet5ClassicConfig, Lenet5Config};
+pub use summary::{LayerStat, Trace};
+pub use zoo::{spec, visit_model, ImageClassifier, ModelSpec, ZooVisitor, MODELS};
+
+use burn::prelude::*;
+
+/// Per-layer statistics of `model` for one input of shape `input` = `[channels, height, width]`.
+pub fn summarize<M: ImageClassifier>(
+    model: &M,
+    input: [usize; 3],
+    device: &Device,
+) -> Vec<LayerStat> {
+    let x = Tensor::<4>::zeros([1, input[0], input[1], input[2]], device);
+    let mut trace = Trace::on();
+    let _ = model.forward_traced(x, &mut trace);
+    trace.into_layers()
+}

@@ -1,0 +1,146 @@
+//! Per-layer inspection: output shape, parameters and multiply-adds, recorded by running a
+//! model's `forward_traced` once on a one-image batch.
+//!
+//! Recording is opt-in: [`Trace::off`] makes every call a no-op, so the same forward code serves
+//! training and `deepnet summary` without being written twice.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use serde::Serialize;
+
+/// One row of a model summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerStat {
+    /// Field path of the layer (`conv1`, `s2`, ...), or the operation's name.
+    pub name: String,
+    /// What the layer is (`Conv2d 1->6 5x5`, `MaxPool 2x2`, ...).
+    pub kind: String,
+    /// Output shape of one sample (the batch dimension dropped).
+    pub output_shape: Vec<usize>,
+    /// Trainable parameters of this layer.
+    pub params: usize,
+    /// Multiply-adds for one sample.
+    pub mult_adds: u64,
+}
+
+/// Collects [`LayerStat`]s while a model runs, or does nothing when off.
+#[derive(Debug, Default)]
+pub struct Trace {
+    layers: Option<Vec<LayerStat>>,
+}
+
+impl Trace {
+    /// A trace that records nothing (the training path).
+    pub fn off() -> Self {
+        Self { layers: None }
+    }
+
+    /// A trace that records every layer.
+    pub fn on() -> Self {
+        Self {
+            layers: Some(Vec::new()),
+        }
+    }
+
+    /// Whether this trace records.
+    pub fn is_on(&self) -> bool {
+        self.layers.is_some()
+    }
+
+    /// The recorded layers (empty when off).
+    pub fn into_layers(self) -> Vec<LayerStat> {
+        self.layers.unwrap_or_default()
+    }
+
+    /// Records a layer with explicit numbers. `dims` includes the batch dimension; the numbers
+    /// are per sample, so `mult_adds_per_sample` must already be divided by the batch size.
+    pub fn record(
+        &mut self,
+        name: &str,
+        kind: impl FnOnce() -> String,
+        dims: &[usize],
+        params: usize,
+        mult_adds_per_sample: u64,
+    ) {
+        if let Some(layers) = &mut self.layers {
+            layers.push(LayerStat {
+                name: name.to_string(),
+                kind: kind(),
+                output_shape: dims[1..].to_vec(),
+                params,
+                mult_adds: mult_adds_per_sample,
+            });
+        }
+    }
+
+    /// Records a [`Conv2d`] whose output is `out`: one multiply-add per weight and output pixel.
+    pub fn conv(&mut self, name: &str, conv: &Conv2d, out: &Tensor<4>) {
+        if !self.is_on() {
+            return;
+        }
+        let w = conv.weight.val().dims(); // [out_c, in_c / groups, kh, kw]
+        let d = out.dims();
+        let macs = (d[1] * d[2] * d[3]) as u64 * (w[1] * w[2] * w[3]) as u64;
+        self.record(
+            name,
+            || {
+                format!(
+                    "Conv2d {}->{} {}x{}{}",
+                    w[1] * conv.groups,
+                    w[0],
+                    w[2],
+                    w[3],
+                    if conv.stride != [1, 1] {
+                        format!(" s{}", conv.stride[0])
+                    } else {
+                        String::new()
+                    }
+                )
+            },
+            &d,
+            conv.num_params(),
+            macs,
+        );
+    }
+
+    /// Records a [`Linear`] whose output is `out`.
+    pub fn linear(&mut self, name: &str, linear: &Linear, out: &Tensor<2>) {
+        if !self.is_on() {
+            return;
+        }
+        let w = linear.weight.val().dims(); // [in, out]
+        self.record(
+            name,
+            || format!("Linear {}->{}", w[0], w[1]),
+            &out.dims(),
+            linear.num_params(),
+            (w[0] * w[1]) as u64,
+        );
+    }
+
+    /// Records a parameter-free operation (activation, pooling, flatten).
+    pub fn op<const D: usize>(&mut self, name: &str, kind: &str, out: &Tensor<D>) {
+        if self.is_on() {
+            self.record(name, || kind.to_string(), &out.dims(), 0, 0);
+        }
+    }
+}
+
+/// Totals of a summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SummaryTotals {
+    /// Sum of the layers' parameters.
+    pub params: usize,
+    /// Sum of the layers' multiply-adds for one sample.
+    pub mult_adds: u64,
+}
+
+/// Adds up `layers`.
+pub fn totals(layers: &[LayerStat]) -> SummaryTotals {
+    SummaryTotals {
+        params: layers.iter().map(|l| l.params).sum(),
+        mult_adds: layers.iter().map(|l| l.mult_adds).sum(),
+    }
+}

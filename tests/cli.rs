@@ -1,0 +1,246 @@
+//! The `deepnet` binary: summaries, a short training run, eval and predict, and every error path
+//! exits non-zero with a message and without a panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn deepnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepnet"))
+        .args(args)
+        .output()
+        .expect("deepnet runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a clean failure: non-zero exit, a message containing `needle`, no panic.
+fn assert_fails_with(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+/// A run directory trained once for all the tests of this file (1 epoch on 600 images).
+fn trained_run() -> &'static Path {
+    static RUN: OnceLock<tempfile::TempDir> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let o = deepnet(&[
+            "train",
+            "lenet5",
+            "--data",
+            common::fixture_dir().to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--limit-train",
+            "600",
+            "--val-size",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "train failed: {}", stderr(&o));
+        assert!(stdout(&o).contains("test: 500 images"), "{}", stdout(&o));
+        tmp
+    })
+    .path()
+}
+
+fn run_dir() -> std::path::PathBuf {
+    trained_run().join("run")
+}
+
+#[test]
+fn summary_reports_the_reference_parameter_counts() {
+    let o = deepnet(&["summary", "lenet5"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("total parameters: 61,706"), "{out}");
+    assert!(out.contains("conv1") && out.contains("6x28x28"), "{out}");
+    let o = deepnet(&["summary", "lenet5-1998"]);
+    let out = stdout(&o);
+    assert!(out.contains("trainable parameters: 60,000"), "{out}");
+    assert!(out.contains("16x10x10"), "{out}");
+}
+
+#[test]
+fn unknown_model_is_refused() {
+    assert_fails_with(&deepnet(&["summary", "lenet6"]), "unknown model 'lenet6'");
+}
+
+#[test]
+fn eval_prints_accuracy_and_confusion_matrix() {
+    let o = deepnet(&["eval", run_dir().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("accuracy") && out.contains("confusion matrix"),
+        "{out}"
+    );
+    assert!(out.contains("Ankle boot"), "{out}");
+}
+
+#[test]
+fn predict_converts_colour_and_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("shoe.png");
+    // A 40x30 colour picture: predict must convert it to 28x28 grey.
+    let pic = image::RgbImage::from_fn(40, 30, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 8) as u8, 90])
+    });
+    pic.save(&img).unwrap();
+    let o = deepnet(&[
+        "predict",
+        run_dir().to_str().unwrap(),
+        img.to_str().unwrap(),
+        "-k",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().filter(|l| l.contains('%')).count(), 2, "{out}");
+}
+
+#[test]
+fn text_file_as_image_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let txt = tmp.path().join("notes.png");
+    std::fs::write(&txt, "just some text").unwrap();
+    let o = deepnet(&[
+        "predict",
+        run_dir().to_str().unwrap(),
+        txt.to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, "not a readable image");
+    assert_fails_with(&o, "notes.png");
+}
+
+#[test]
+fn truncated_idx_is_a_clear_error() {
+    let raw = common::raw_copy_of_fixture();
+    let path = raw.path().join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..5000]).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = deepnet(&[
+        "train",
+        "lenet5",
+        "--data",
+        raw.path().to_str().unwrap(),
+        "--out",
+        out.path().join("r").to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, "truncated");
+    assert_fails_with(&o, "train-images-idx3-ubyte");
+    assert!(
+        !out.path().join("r").exists(),
+        "nothing is created for bad data"
+    );
+}
+
+#[test]
+fn missing_data_directory_is_a_clear_error() {
+    let o = deepnet(&[
+        "train",
+        "lenet5",
+        "--data",
+        "/no/such/data",
+        "--out",
+        "/tmp/never",
+    ]);
+    assert_fails_with(&o, "/no/such/data: data directory does not exist");
+}
+
+#[test]
+fn checkpoint_of_another_model_is_refused_and_nothing_is_overwritten() {
+    let dir = run_dir();
+    let ckpt = dir.join("checkpoint.safetensors");
+    let before = std::fs::read(&ckpt).unwrap();
+    let d = dir.to_str().unwrap();
+    assert_fails_with(
+        &deepnet(&["eval", d, "--model", "lenet5-1998"]),
+        "not of lenet5-1998",
+    );
+    assert_fails_with(
+        &deepnet(&["train", "lenet5-1998", "--resume", d, "--epochs", "2"]),
+        "holds a run of lenet5, not lenet5-1998",
+    );
+    // Training into an existing run directory is refused too.
+    assert_fails_with(
+        &deepnet(&[
+            "train",
+            "lenet5",
+            "--data",
+            common::fixture_dir().to_str().unwrap(),
+            "--out",
+            d,
+        ]),
+        "already holds a run",
+    );
+    assert_eq!(
+        before,
+        std::fs::read(&ckpt).unwrap(),
+        "checkpoint must be untouched"
+    );
+}
+
+#[test]
+fn weights_that_do_not_fit_name_the_tensor() {
+    // A checkpoint file whose tensors belong to another architecture: take the lenet5 weights
+    // and relabel the metadata as lenet5-1998.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = run_dir().join("checkpoint.safetensors");
+    let bytes = std::fs::read(&src).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+    let header = header.replace(r#"\"model\":\"lenet5\""#, r#"\"model\":\"lenet5-1998\""#);
+    assert!(header.contains("lenet5-1998"), "metadata rewritten");
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    let forged = tmp.path().join("forged.safetensors");
+    std::fs::write(&forged, out).unwrap();
+    let o = deepnet(&[
+        "eval",
+        forged.to_str().unwrap(),
+        "--data",
+        common::fixture_dir().to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, "do not fit this model");
+}
+
+#[test]
+fn cuda_device_explains_itself() {
+    let o = deepnet(&["eval", run_dir().to_str().unwrap(), "--device", "cuda"]);
+    assert_fails_with(&o, "cuda is not available");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let d = common::fixture_dir();
+    let o = deepnet(&[
+        "train",
+        "lenet5",
+        "--data",
+        d.to_str().unwrap(),
+        "--epochs",
+        "0",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert_fails_with(&o, "--epochs");
+    let o = deepnet(&["train", "lenet5", "--epochs", "abc"]);
+    assert!(!o.status.success());
+    assert!(!stderr(&o).contains("panicked"));
+}

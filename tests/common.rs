@@ -1,0 +1,26 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The committed Fashion-MNIST subset (2,000 train / 500 test images, gzipped IDX).
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset")
+}
+
+/// Copies the fixture into a fresh temporary directory, decompressed (raw IDX), so a test can
+/// damage files without touching the committed ones.
+pub fn raw_copy_of_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        let bytes = deepnet::data::idx::read_maybe_gzip(&fixture_dir().join(format!("{name}.gz")))
+            .expect("fixture readable");
+        std::fs::write(dir.path().join(name), bytes).expect("write copy");
+    }
+    dir
+}
