@@ -10,8 +10,19 @@ use burn::prelude::*;
 use deepnet::data::{DatasetKind, FashionMnist, ImageBatcher, Split};
 use deepnet::train::checkpoint::{load_weights, resolve_checkpoint};
 use deepnet::train::run::{resume_run, start_run, TrainRequest};
-use deepnet::train::{read_checkpoint_meta, OptimizerKind, Schedule, Silent, TrainConfig};
+use deepnet::train::{
+    read_checkpoint_meta, Observer, OptimizerKind, Schedule, Silent, TrainConfig,
+};
 use deepnet::vision::Lenet5Config;
+
+/// Stops a run after its first checkpoint, as a crash or Ctrl-C would.
+struct StopAfterFirstEpoch;
+
+impl Observer for StopAfterFirstEpoch {
+    fn keep_going(&mut self) -> bool {
+        false
+    }
+}
 
 fn request(out: &Path, epochs: usize) -> TrainRequest {
     TrainRequest {
@@ -50,7 +61,7 @@ fn logits_of(dir: &Path) -> Vec<f32> {
     model
         .forward(batch.images)
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap()
 }
 
@@ -91,18 +102,17 @@ fn lenet5_learns_checkpoints_and_resumes_exactly() {
     let again = deepnet::train::run::eval_checkpoint(&full, None, None, &Device::flex()).unwrap();
     assert_eq!(again.confusion, outcome.test.confusion);
 
-    // Resume: 1 epoch, then continue to 3, equals 3 epochs straight (same data order, same
-    // schedule, same optimizer state).
+    // Resume: a 3-epoch run stopped after epoch 1 and continued equals 3 epochs straight
+    // (same data order, same schedule, same optimizer state).
     let split = tmp.path().join("split");
-    start_run(&request(&split, 1), &Device::flex(), &mut Silent).unwrap();
-    let resumed = resume_run(
-        &split,
-        Some(3),
-        Some("lenet5"),
+    let stopped = start_run(
+        &request(&split, 3),
         &Device::flex(),
-        &mut Silent,
+        &mut StopAfterFirstEpoch,
     )
     .unwrap();
+    assert_eq!(stopped.history.len(), 1);
+    let resumed = resume_run(&split, None, Some("lenet5"), &Device::flex(), &mut Silent).unwrap();
     assert_eq!(resumed.history.len(), 3);
     let a = logits_of(&full);
     let b = logits_of(&split);

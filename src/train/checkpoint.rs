@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::ModuleOptimizer;
 use burn::store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::config::RunConfig;
@@ -24,6 +25,36 @@ use crate::error::{Error, Result};
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 const META_RUN: &str = "deepnet.run";
 const META_STATE: &str = "deepnet.state";
+const META_PARAM_IDS: &str = "deepnet.param_ids";
+
+/// The parameter ids of a module in visit order. burn's optimizer keys its state (Adam's
+/// moments, momentum) by parameter id, and safetensors has no place for ids: the checkpoint
+/// stores them in its metadata so a resumed optimizer finds its state again.
+struct CollectIds(Vec<u64>);
+
+impl ModuleVisitor for CollectIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id.val());
+    }
+}
+
+/// Gives a module's parameters the ids recorded by [`CollectIds`], in the same visit order.
+struct AssignIds<'a>(std::slice::Iter<'a, u64>);
+
+impl ModuleMapper for AssignIds<'_> {
+    fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if let Some(&id) = self.0.next() {
+            param.id = ParamId::from(id);
+        }
+        param
+    }
+}
+
+fn param_ids<M: Module>(model: &M) -> Vec<u64> {
+    let mut ids = CollectIds(Vec::new());
+    model.visit(&mut ids);
+    ids.0
+}
 
 /// Where training stands when a checkpoint is written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,7 +158,15 @@ pub fn save_checkpoint<M: Module>(
     write_atomic(&optim_path, &optim_bytes)?;
     let run_json = serde_json::to_string(run).expect("RunConfig serializes");
     let state_json = serde_json::to_string(state).expect("TrainState serializes");
-    let bytes = weights_to_safetensors(model, &[(META_RUN, run_json), (META_STATE, state_json)])?;
+    let ids_json = serde_json::to_string(&param_ids(model)).expect("ids serialize");
+    let bytes = weights_to_safetensors(
+        model,
+        &[
+            (META_RUN, run_json),
+            (META_STATE, state_json),
+            (META_PARAM_IDS, ids_json),
+        ],
+    )?;
     write_atomic(&dir.join(CHECKPOINT_FILE), &bytes)?;
     // Older optimizer files are no longer named by any checkpoint.
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -204,7 +243,12 @@ pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
 /// unexpected or mis-shaped tensors give an error naming the key (and both shapes).
 pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    safetensors_header(&bytes, path)?;
+    let header = safetensors_header(&bytes, path)?;
+    let ids: Option<Vec<u64>> = header
+        .get("__metadata__")
+        .and_then(|m| m.get(META_PARAM_IDS))
+        .and_then(|v| v.as_str())
+        .and_then(|s| serde_json::from_str(s).ok());
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .validate(false)
         .allow_partial(true);
@@ -238,6 +282,11 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
                 problems[..shown].join("; ")
             ),
         ));
+    }
+    if let Some(ids) = ids {
+        if ids.len() == param_ids(&model).len() {
+            model = model.map(&mut AssignIds(ids.iter()));
+        }
     }
     Ok(model)
 }

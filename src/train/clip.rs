@@ -118,7 +118,7 @@ mod tests {
             .get::<2>(layer.weight.id)
             .unwrap()
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         let s = 26f32.sqrt();
         assert!(
@@ -143,7 +143,7 @@ mod tests {
             .get::<2>(layer.weight.id)
             .unwrap()
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(dw, vec![3.0, 3.5]);
     }

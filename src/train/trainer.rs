@@ -77,6 +77,11 @@ pub trait Observer {
     fn validation_start(&mut self, _count: usize) {}
     /// An epoch finished (validated and checkpointed).
     fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
+    /// Asked after each checkpoint: `false` stops training there (the run can be resumed
+    /// later exactly as if it had not stopped). Default: go on.
+    fn keep_going(&mut self) -> bool {
+        true
+    }
 }
 
 /// An observer that ignores everything.
@@ -259,6 +264,9 @@ pub fn train<M: ImageClassifier>(
         append_metrics(dir, &metrics)?;
         observer.epoch_end(&metrics);
         history.push(metrics);
+        if epoch < cfg.epochs && !observer.keep_going() {
+            break;
+        }
     }
     Ok((model, history))
 }

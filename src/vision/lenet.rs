@@ -410,13 +410,13 @@ mod tests {
         let c3 = SparseConv::new(&device);
         // Output map 0 reads maps 0, 1, 2 only: changing map 5 must leave it alone.
         let x = Tensor::<4>::random([1, 6, 5, 5], burn::tensor::Distribution::Default, &device);
-        let mut bumped = x.clone().into_data().to_vec::<f32>().unwrap();
+        let mut bumped = x.clone().into_data().try_to_vec::<f32>().unwrap();
         for v in &mut bumped[5 * 25..6 * 25] {
             *v += 1.0;
         }
         let x2 = Tensor::<4>::from_data(TensorData::new(bumped, [1, 6, 5, 5]), &device);
-        let a = c3.forward(x).into_data().to_vec::<f32>().unwrap();
-        let b = c3.forward(x2).into_data().to_vec::<f32>().unwrap();
+        let a = c3.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        let b = c3.forward(x2).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(a[0], b[0], "map 0 does not read map 5");
         assert_ne!(a[3], b[3], "map 3 reads map 5");
     }
