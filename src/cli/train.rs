@@ -47,7 +47,7 @@ pub struct TrainArgs {
     /// Images per step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    /// Learning rate [default: 1e-3 for adam, 0.01 for sgd].
+    /// Learning rate [default: 2e-3 for adam, 0.01 for sgd].
     #[arg(long)]
     lr: Option<f64>,
     /// Optimizer.
@@ -59,8 +59,8 @@ pub struct TrainArgs {
     /// L2 weight decay.
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value = "constant")]
+    /// Learning-rate schedule (cosine: anneal to --min-lr over the whole run).
+    #[arg(long, value_enum, default_value = "cosine")]
     schedule: ScheduleArg,
     /// Step schedule: epochs between decays.
     #[arg(long, default_value_t = 5)]
@@ -108,7 +108,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         };
         let lr = a.lr.unwrap_or(match optimizer {
             OptimizerKind::Sgd => 0.01,
-            OptimizerKind::Adam => 1e-3,
+            OptimizerKind::Adam => 2e-3,
         });
         let schedule = match a.schedule {
             ScheduleArg::Constant => Schedule::Constant,

@@ -85,11 +85,11 @@ impl Default for TrainConfig {
         Self {
             epochs: 10,
             batch_size: 64,
-            lr: 1e-3,
+            lr: 2e-3,
             optimizer: OptimizerKind::Adam,
             momentum: 0.9,
             weight_decay: 0.0,
-            schedule: Schedule::Constant,
+            schedule: Schedule::Cosine { min_lr: 0.0 },
             clip_norm: None,
             seed: 42,
             val_size: 5000,
