@@ -33,7 +33,7 @@ impl Observer for ProgressBars {
     fn step(&mut self, p: &StepProgress) {
         if let Some(bar) = &self.bar {
             bar.set_position(p.batch as u64);
-            if p.batch % 10 == 0 || p.batch == p.batches {
+            if p.batch.is_multiple_of(10) || p.batch == p.batches {
                 bar.set_message(format!(
                     "loss {:.4} acc {:.2}% {:.0} img/s",
                     p.loss,

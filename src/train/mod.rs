@@ -13,4 +13,4 @@ pub use checkpoint::{read_checkpoint_meta, resolve_checkpoint, CheckpointMeta, T
 pub use clip::{clip_grad_norm, clip_grad_value, global_grad_norm};
 pub use config::{DataSource, OptimizerKind, RunConfig, Schedule, TrainConfig};
 pub use metrics::{evaluate, EvalReport};
-pub use trainer::{train, EpochMetrics, Observer, Silent, StepProgress};
+pub use trainer::{train, EpochMetrics, Observer, Silent, StepProgress, TrainData};

@@ -17,7 +17,7 @@ use super::checkpoint::{
 use super::config::{DataSource, RunConfig, TrainConfig};
 use super::metrics::{evaluate, EvalReport};
 use super::report::{plot_confusion_matrix, plot_training_curve};
-use super::trainer::{read_metrics, train, EpochMetrics, Observer};
+use super::trainer::{read_metrics, train, EpochMetrics, Observer, TrainData};
 use crate::data::image_file::load_grey_image;
 use crate::data::{load_dataset_pair, DatasetKind, ImageBatcher, ImageDataset, Split};
 use crate::error::{Error, Result};
@@ -93,8 +93,10 @@ impl ZooVisitor for TrainVisitor<'_> {
         let (model, history) = train(
             model,
             self.run,
-            self.train,
-            self.val,
+            TrainData {
+                train: self.train,
+                val: self.val,
+            },
             self.dir,
             self.resume,
             self.device,

@@ -94,7 +94,7 @@ pub fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
         (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
     match config.optimizer {
         OptimizerKind::Sgd => SgdConfig::new()
-            .with_momentum((config.momentum > 0.0).then(|| MomentumConfig {
+            .with_momentum((config.momentum > 0.0).then_some(MomentumConfig {
                 momentum: config.momentum,
                 dampening: 0.0,
                 nesterov: false,
@@ -144,7 +144,16 @@ fn append_metrics(dir: &Path, m: &EpochMetrics) -> Result<()> {
     f.sync_data().map_err(|e| Error::io(&path, e))
 }
 
-/// Trains `model` for the epochs of `run.train` on `train`, validating on `val` after every
+/// The data a run trains on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// Training images (the validation split already removed).
+    pub train: &'a ImageDataset,
+    /// Validation images, evaluated after every epoch (may be empty).
+    pub val: &'a ImageDataset,
+}
+
+/// Trains `model` for the epochs of `run.train` on `data.train`, validating on `data.val` after every
 /// epoch and checkpointing into `dir`. With `resume`, the model and optimizer continue from
 /// that checkpoint (whose weights `dir` holds) at the epoch after it.
 ///
@@ -153,13 +162,13 @@ fn append_metrics(dir: &Path, m: &EpochMetrics) -> Result<()> {
 pub fn train<M: ImageClassifier>(
     mut model: M,
     run: &RunConfig,
-    train: &ImageDataset,
-    val: &ImageDataset,
+    data: TrainData<'_>,
     dir: &Path,
     resume: Option<&CheckpointMeta>,
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<(M, Vec<EpochMetrics>)> {
+    let TrainData { train, val } = data;
     let cfg = &run.train;
     cfg.validate()?;
     if train.is_empty() {
