@@ -15,7 +15,7 @@
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
 use burn::tensor::module::conv2d;
@@ -258,6 +258,16 @@ pub fn rbf_centres(num_classes: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The paper's initialization (Appendix A.3): uniform in ±2.4 / fan-in, which keeps the
+/// weighted sums in the range where the sigmoid is not saturated.
+fn lecun_uniform(fan_in: usize) -> Initializer {
+    let bound = 2.4 / fan_in as f64;
+    Initializer::Uniform {
+        min: -bound,
+        max: bound,
+    }
+}
+
 /// Configuration of [`Lenet5Classic`].
 #[derive(Config, Debug)]
 pub struct Lenet5ClassicConfig {
@@ -296,12 +306,17 @@ impl Lenet5ClassicConfig {
         Lenet5Classic {
             c1: Conv2dConfig::new([1, 6], [5, 5])
                 .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                .with_initializer(lecun_uniform(25))
                 .init(device),
             s2: Subsampling::new(6, device),
             c3: SparseConv::new(device),
             s4: Subsampling::new(16, device),
-            c5: Conv2dConfig::new([16, 120], [5, 5]).init(device),
-            f6: LinearConfig::new(120, 84).init(device),
+            c5: Conv2dConfig::new([16, 120], [5, 5])
+                .with_initializer(lecun_uniform(16 * 25))
+                .init(device),
+            f6: LinearConfig::new(120, 84)
+                .with_initializer(lecun_uniform(120))
+                .init(device),
             num_classes: self.num_classes,
         }
     }
