@@ -151,7 +151,9 @@ pub fn start_run(
 ) -> Result<RunOutcome> {
     spec(&req.model)?;
     req.train.validate()?;
-    if req.out.join(CONFIG_FILE).exists() || req.out.join(CHECKPOINT_FILE).exists() {
+    // A directory with a config but no checkpoint is a run stopped before its first epoch
+    // ended: nothing in it is worth keeping, so it may be started again.
+    if req.out.join(CHECKPOINT_FILE).exists() {
         return Err(Error::invalid(
             "--out",
             format!(
