@@ -165,3 +165,46 @@ pub struct RunConfig {
     /// deepnet version that wrote the run.
     pub deepnet_version: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_schedule_decays_every_step_size_epochs() {
+        let s = Schedule::Step {
+            step_size: 2,
+            gamma: 0.1,
+        };
+        // 10 steps per epoch: epochs 0-1 at lr, 2-3 at lr/10, 4 at lr/100.
+        assert_eq!(s.lr_at(1.0, 19, 10, 50), 1.0);
+        assert!((s.lr_at(1.0, 20, 10, 50) - 0.1).abs() < 1e-12);
+        assert!((s.lr_at(1.0, 45, 10, 50) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_schedule_goes_from_lr_to_min_lr() {
+        let s = Schedule::Cosine { min_lr: 0.1 };
+        assert!((s.lr_at(1.0, 0, 10, 100) - 1.0).abs() < 1e-12);
+        assert!((s.lr_at(1.0, 50, 10, 100) - 0.55).abs() < 1e-12);
+        assert!((s.lr_at(1.0, 100, 10, 100) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn validation_names_the_bad_value() {
+        let c = TrainConfig {
+            lr: -1.0,
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("--lr"));
+        let c = TrainConfig {
+            clip_norm: Some(0.0),
+            ..TrainConfig::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--clip-norm"));
+    }
+}

@@ -251,7 +251,7 @@ pub fn train<M: ImageClassifier>(
         let v = if val.is_empty() {
             None
         } else {
-            Some(evaluate(&model.valid(), val, &eval_batcher, 1000, |_| {}))
+            Some(evaluate(&model, val, &eval_batcher, 1000, |_| {}))
         };
         let metrics = EpochMetrics {
             epoch,

@@ -420,6 +420,36 @@ mod tests {
     }
 
     #[test]
+    fn output_shapes() {
+        let device = Device::flex();
+        let x = Tensor::<4>::zeros([3, 1, 28, 28], &device);
+        let modern = Lenet5Config::new().with_num_classes(7).init(&device);
+        assert_eq!(modern.forward(x.clone()).dims(), [3, 7]);
+        let classic = Lenet5ClassicConfig::new().init(&device);
+        assert_eq!(classic.forward(x).dims(), [3, 10]);
+    }
+
+    #[test]
+    fn rbf_logits_are_negative_squared_distances() {
+        let device = Device::flex();
+        let model = Lenet5ClassicConfig::new().init(&device);
+        // F6 output equal to the code of class 3: distance 0 to it, > 0 to every other class.
+        let centres = rbf_centres(10);
+        let x = Tensor::<2>::from_data(
+            TensorData::new(centres[3 * 84..4 * 84].to_vec(), [1, 84]),
+            &device,
+        );
+        let logits = model.rbf(x).into_data().try_to_vec::<f32>().unwrap();
+        assert!(logits[3].abs() < 1e-4, "{logits:?}");
+        for (i, &l) in logits.iter().enumerate() {
+            if i != 3 {
+                // Codes are ±1, so each differing bit adds (±2)² = 4.
+                assert!(l <= -4.0 && (l / 4.0).fract().abs() < 1e-4, "{logits:?}");
+            }
+        }
+    }
+
+    #[test]
     fn sparse_conv_ignores_unconnected_maps() {
         let device = Device::flex();
         let c3 = SparseConv::new(&device);
