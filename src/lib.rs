@@ -15,6 +15,7 @@
 
 pub mod data;
 pub mod error;
+pub mod ops;
 pub mod train;
 pub mod vision;
 

@@ -14,7 +14,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
@@ -23,6 +23,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::TensorData;
 
 use super::summary::Trace;
+use crate::ops::max_pool2x2;
 
 /// Configuration of the modern [`Lenet5`].
 #[derive(Config, Debug)]
@@ -49,7 +50,6 @@ pub struct Lenet5 {
     pub fc1: Linear,
     /// Output: 84 -> classes.
     pub fc2: Linear,
-    pool: MaxPool2d,
 }
 
 impl Lenet5Config {
@@ -63,7 +63,6 @@ impl Lenet5Config {
             conv3: Conv2dConfig::new([16, 120], [5, 5]).init(device),
             fc1: LinearConfig::new(120, 84).init(device),
             fc2: LinearConfig::new(84, self.num_classes).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
         }
     }
 }
@@ -78,13 +77,11 @@ impl Lenet5 {
     pub fn forward_traced(&self, images: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
         let x = self.conv1.forward(images); // [batch, 6, 28, 28]
         trace.conv("conv1", &self.conv1, &x);
-        let x = relu(x);
-        let x = self.pool.forward(x); // [batch, 6, 14, 14]
+        let x = max_pool2x2(relu(x)); // [batch, 6, 14, 14]
         trace.op("pool1", "ReLU + MaxPool 2x2", &x);
         let x = self.conv2.forward(x); // [batch, 16, 10, 10]
         trace.conv("conv2", &self.conv2, &x);
-        let x = relu(x);
-        let x = self.pool.forward(x); // [batch, 16, 5, 5]
+        let x = max_pool2x2(relu(x)); // [batch, 16, 5, 5]
         trace.op("pool2", "ReLU + MaxPool 2x2", &x);
         let x = self.conv3.forward(x); // [batch, 120, 1, 1]
         trace.conv("conv3", &self.conv3, &x);
