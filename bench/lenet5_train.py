@@ -99,7 +99,8 @@ def measure(cmd):
     return r["out"], r["rss"]
 
 
-def deepnet_round():
+def deepnet_round(reference_ops=False):
+    os.environ["DEEPNET_REFERENCE_OPS"] = "1" if reference_ops else "0"
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "run")
         _, rss = measure([DEEPNET, "train", "lenet5", "--data", DATA, "--epochs", "1",
@@ -124,11 +125,13 @@ def main():
     python = os.environ.get("TORCH_PYTHON", sys.executable)
     env_threads = {"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
     os.environ.update(env_threads)
-    ours, theirs = [], []
+    ours, plain, theirs = [], [], []
     for r in range(rounds):
         ours.append(deepnet_round())
+        plain.append(deepnet_round(reference_ops=True))
         theirs.append(torch_round(python))
         print(f"round {r + 1}: deepnet {ours[-1]['images_per_second']:.0f} img/s, "
+              f"deepnet with burn's ops only {plain[-1]['images_per_second']:.0f} img/s, "
               f"pytorch {theirs[-1]['images_per_second']:.0f} img/s", file=sys.stderr)
     med = lambda rs, k: statistics.median(x[k] for x in rs)
     d_ips, t_ips = med(ours, "images_per_second"), med(theirs, "images_per_second")
@@ -137,11 +140,12 @@ def main():
     print(f"LeNet-5 training, 1 epoch of {N_TRAIN} Fashion-MNIST images, batch {BATCH}, Adam 1e-3, "
           f"{THREADS} threads, {rounds} interleaved rounds (medians), {time.strftime('%Y-%m-%d')}, "
           f"{platform.processor() or platform.machine()} x{os.cpu_count()}")
-    print("| | deepnet | PyTorch | deepnet / PyTorch |")
-    print("|---|---|---|---|")
-    print(f"| training throughput (img/s) | {d_ips:.0f} | {t_ips:.0f} | {d_ips / t_ips:.2f}x |")
-    print(f"| seconds per epoch | {med(ours, 'seconds'):.1f} | {med(theirs, 'seconds'):.1f} | |")
-    print(f"| peak memory, max RSS (MB) | {d_rss:.0f} | {t_rss:.0f} | {d_rss / t_rss:.2f}x |")
+    p_ips, p_rss = med(plain, "images_per_second"), med(plain, "max_rss_mb")
+    print("| | deepnet | deepnet, burn's ops only | PyTorch | deepnet / PyTorch | burn's ops only / PyTorch |")
+    print("|---|---|---|---|---|---|")
+    print(f"| training throughput (img/s) | {d_ips:.0f} | {p_ips:.0f} | {t_ips:.0f} | {d_ips / t_ips:.2f}x | {p_ips / t_ips:.2f}x |")
+    print(f"| seconds per epoch | {med(ours, 'seconds'):.1f} | {med(plain, 'seconds'):.1f} | {med(theirs, 'seconds'):.1f} | | |")
+    print(f"| peak memory, max RSS (MB) | {d_rss:.0f} | {p_rss:.0f} | {t_rss:.0f} | {d_rss / t_rss:.2f}x | {p_rss / t_rss:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -218,10 +218,10 @@ fn is_flex(device: &burn::tensor::Device) -> bool {
 
 /// 2x2 max pooling with stride 2: `[b, c, h, w] -> [b, c, h/2, w/2]`, differentiable.
 ///
-/// On Flex (the CPU backend) it runs the kernels of this module; on other devices it is burn's
-/// `max_pool2d` with the same window.
+/// On Flex (the CPU backend) it runs the kernels of this module; on other devices, or when
+/// [`super::reference_ops`] is on, it is burn's `max_pool2d` with the same window.
 pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
-    if is_flex(&x.device()) {
+    if is_flex(&x.device()) && !super::reference_ops() {
         Tensor::from_dispatch(<Dispatch as MaxPool2x2Ops>::max_pool2x2(x.into_dispatch()))
     } else {
         burn::tensor::module::max_pool2d(

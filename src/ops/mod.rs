@@ -5,4 +5,13 @@
 
 pub mod max_pool;
 
+use std::sync::OnceLock;
+
+/// Whether the environment variable `DEEPNET_REFERENCE_OPS=1` asks for burn's own operations
+/// instead of deepnet's: the benchmarks use it to measure what each op gains, in one run.
+pub fn reference_ops() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("DEEPNET_REFERENCE_OPS").is_ok_and(|v| v == "1"))
+}
+
 pub use max_pool::max_pool2x2;
