@@ -13,9 +13,7 @@
 
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{
-    backend_extension, Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
-};
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{DType, IntDType, Shape, Tensor, TensorData};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -23,6 +21,8 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
+
+use super::is_flex;
 
 /// Planes (one image channel each) per parallel task: rayon's per-task cost is larger than the
 /// pooling of one small plane, so tasks take many.
@@ -206,14 +206,6 @@ impl<B: Backend + MaxPool2x2Ops, C: CheckpointStrategy> MaxPool2x2Ops for Autodi
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
-}
-
-/// Whether `device` (or the device an autodiff device wraps) is burn's Flex CPU backend.
-fn is_flex(device: &burn::tensor::Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        DispatchDevice::Flex(_)
-    )
 }
 
 /// 2x2 max pooling with stride 2: `[b, c, h, w] -> [b, c, h/2, w/2]`, differentiable.

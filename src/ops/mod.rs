@@ -3,7 +3,10 @@
 //! version as the reference: a test compares the two on random inputs, forward and backward, and
 //! devices other than Flex use burn's version.
 
+pub mod conv;
 pub mod max_pool;
+
+pub use conv::{conv2d_layer, conv2d_s1};
 
 use std::sync::OnceLock;
 
@@ -15,3 +18,12 @@ pub fn reference_ops() -> bool {
 }
 
 pub use max_pool::max_pool2x2;
+
+/// Whether `device` (or the device an autodiff device wraps) is burn's Flex CPU backend, the
+/// one deepnet's own ops are written for.
+fn is_flex(device: &burn::tensor::Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}

@@ -18,12 +18,10 @@ use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::TensorData;
 
 use super::summary::Trace;
-use crate::ops::max_pool2x2;
+use crate::ops::{conv2d_layer, conv2d_s1, max_pool2x2};
 
 /// Configuration of the modern [`Lenet5`].
 #[derive(Config, Debug)]
@@ -75,15 +73,15 @@ impl Lenet5 {
 
     /// [`forward`](Self::forward), recording each layer into `trace`.
     pub fn forward_traced(&self, images: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
-        let x = self.conv1.forward(images); // [batch, 6, 28, 28]
+        let x = conv2d_layer(&self.conv1, images); // [batch, 6, 28, 28]
         trace.conv("conv1", &self.conv1, &x);
         let x = max_pool2x2(relu(x)); // [batch, 6, 14, 14]
         trace.op("pool1", "ReLU + MaxPool 2x2", &x);
-        let x = self.conv2.forward(x); // [batch, 16, 10, 10]
+        let x = conv2d_layer(&self.conv2, x); // [batch, 16, 10, 10]
         trace.conv("conv2", &self.conv2, &x);
         let x = max_pool2x2(relu(x)); // [batch, 16, 5, 5]
         trace.op("pool2", "ReLU + MaxPool 2x2", &x);
-        let x = self.conv3.forward(x); // [batch, 120, 1, 1]
+        let x = conv2d_layer(&self.conv3, x); // [batch, 120, 1, 1]
         trace.conv("conv3", &self.conv3, &x);
         let x = relu(x).flatten::<2>(1, 3); // [batch, 120]
         trace.op("flatten", "ReLU + Flatten", &x);
@@ -219,12 +217,7 @@ impl SparseConv {
         let dense = padded
             .select(0, Self::dense_index(&device))
             .reshape([16, 6, 5, 5]); // [out, in, kh, kw]
-        conv2d(
-            x,
-            dense,
-            Some(self.bias.val()),
-            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-        )
+        conv2d_s1(x, dense, self.bias.val(), [0, 0])
     }
 }
 
@@ -327,7 +320,7 @@ impl Lenet5Classic {
 
     /// [`forward`](Self::forward), recording each layer into `trace`.
     pub fn forward_traced(&self, images: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
-        let x = scaled_tanh(self.c1.forward(images)); // [batch, 6, 28, 28]
+        let x = scaled_tanh(conv2d_layer(&self.c1, images)); // [batch, 6, 28, 28]
         trace.conv("c1", &self.c1, &x);
         let x = scaled_tanh(self.s2.forward(x)); // [batch, 6, 14, 14]
         record_subsampling(trace, "s2", &self.s2, &x);
@@ -345,7 +338,7 @@ impl Lenet5Classic {
         }
         let x = scaled_tanh(self.s4.forward(x)); // [batch, 16, 5, 5]
         record_subsampling(trace, "s4", &self.s4, &x);
-        let x = scaled_tanh(self.c5.forward(x)); // [batch, 120, 1, 1]
+        let x = scaled_tanh(conv2d_layer(&self.c5, x)); // [batch, 120, 1, 1]
         trace.conv("c5", &self.c5, &x);
         let x = x.flatten::<2>(1, 3); // [batch, 120]
         let x = scaled_tanh2(self.f6.forward(x)); // [batch, 84]

@@ -1,0 +1,582 @@
+//! 2-D convolution with stride 1 (the convolutions of LeNet-5), forward and backward, for the
+//! Flex CPU backend.
+//!
+//! Why: in a LeNet-5 training step on burn-flex, convolution backward took ~41% of the time and
+//! conv1's forward (one input channel) 15% (profile in BENCHMARKS.md). burn-flex cuts these
+//! small convolutions into many tiny parallel tasks and converts layouts on the way. Here each
+//! parallel task takes a whole slice of the batch and, image by image, lowers the convolution to
+//! one matrix product (im2col), so every task is a handful of mid-sized GEMMs.
+//!
+//! With `X` the im2col matrix of one image (`[C·KH·KW, OH·OW]`: row `(c, ky, kx)`, column
+//! `(oy, ox)` holds `x[c, oy + ky - p, ox + kx - p]`, zero outside the image) and `W` the weights
+//! as `[O, C·KH·KW]`:
+//!
+//! - forward: `Y = W·X + b` (`[O, OH·OW]`),
+//! - `∂L/∂W = Σ_images ∂L/∂Y · Xᵀ`, `∂L/∂b = Σ_images Σ_pixels ∂L/∂Y`,
+//! - `∂L/∂X = Wᵀ · ∂L/∂Y`, scattered back to the image (col2im).
+
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, TensorMetadata};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Shape, Tensor, TensorData};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
+
+use super::is_flex;
+
+fn options(padding: [usize; 2]) -> ConvOptions<2> {
+    ConvOptions::new([1, 1], padding, [1, 1], 1)
+}
+
+/// Stride-1 convolution as a backend extension. The default bodies use the backend's own conv
+/// ops; Flex overrides them with the kernels below, `Autodiff` records its own backward.
+#[backend_extension(Flex, Autodiff)]
+pub trait Conv2dOps: Backend {
+    /// `x [N, C, H, W]`, `weight [O, C, KH, KW]`, `bias [O]` -> `[N, O, H + 2p - KH + 1, W + 2p - KW + 1]`.
+    fn conv2d_s1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), options(padding))
+    }
+
+    /// Gradients `(∂L/∂x, ∂L/∂weight, ∂L/∂bias)` for the output gradient `grad`. With
+    /// `need_x_grad` false (the input is data), `∂L/∂x` is not computed and an empty tensor
+    /// stands in for it.
+    fn conv2d_s1_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        padding: [usize; 2],
+        need_x_grad: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let o = weight.shape()[0];
+        let db = Self::float_reshape(
+            Self::float_sum_dims(grad.clone(), &[0, 2, 3]),
+            Shape::from(vec![o]),
+        );
+        let dw =
+            Self::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
+        let dx = if need_x_grad {
+            Self::conv2d_x_backward(x, weight, grad, options(padding))
+        } else {
+            Self::float_reshape(
+                Self::float_sum_dims(grad, &[0, 1, 2, 3]),
+                Shape::from(vec![1]),
+            )
+        };
+        (dx, dw, db)
+    }
+}
+
+/// Sizes of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    p: [usize; 2],
+}
+
+impl Geometry {
+    fn new(x: &Shape, weight: &Shape, p: [usize; 2]) -> Self {
+        let (h, w, kh, kw) = (x[2], x[3], weight[2], weight[3]);
+        Geometry {
+            n: x[0],
+            c: x[1],
+            h,
+            w,
+            o: weight[0],
+            kh,
+            kw,
+            oh: (h + 2 * p[0] + 1).saturating_sub(kh),
+            ow: (w + 2 * p[1] + 1).saturating_sub(kw),
+            p,
+        }
+    }
+    /// Rows of the im2col matrix.
+    fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Columns of the im2col matrix.
+    fn pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Images per parallel task: the batch split evenly over rayon's threads.
+    fn images_per_task(&self) -> usize {
+        self.n.div_ceil(rayon::current_num_threads().max(1)).max(1)
+    }
+}
+
+/// `cols[(c, ky, kx), (oy, ox)] = img[c, oy + ky - p, ox + kx - p]` (0 outside).
+fn im2col(img: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let (oh, ow) = (g.oh, g.ow);
+    for c in 0..g.c {
+        let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = ((c * g.kh + ky) * g.kw + kx) * oh * ow;
+                let dst = &mut cols[row..row + oh * ow];
+                for oy in 0..oh {
+                    let iy = oy as isize + ky as isize - g.p[0] as isize;
+                    let out_row = &mut dst[oy * ow..(oy + 1) * ow];
+                    if iy < 0 || iy >= g.h as isize {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    // ix = ox + kx - p is inside [0, w) for ox in [lo, hi).
+                    let lo = g.p[1].saturating_sub(kx).min(ow);
+                    let hi = (g.w + g.p[1]).saturating_sub(kx).min(ow).max(lo);
+                    out_row[..lo].fill(0.0);
+                    out_row[hi..].fill(0.0);
+                    let start = lo + kx - g.p[1];
+                    out_row[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds `cols` back into the image gradient `img`.
+fn col2im(cols: &[f32], g: &Geometry, img: &mut [f32]) {
+    let (oh, ow) = (g.oh, g.ow);
+    for c in 0..g.c {
+        let plane = &mut img[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = ((c * g.kh + ky) * g.kw + kx) * oh * ow;
+                let src = &cols[row..row + oh * ow];
+                for oy in 0..oh {
+                    let iy = oy as isize + ky as isize - g.p[0] as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let lo = g.p[1].saturating_sub(kx).min(ow);
+                    let hi = (g.w + g.p[1]).saturating_sub(kx).min(ow).max(lo);
+                    let start = lo + kx - g.p[1];
+                    for (d, s) in dst[start..start + (hi - lo)]
+                        .iter_mut()
+                        .zip(&src[oy * ow + lo..oy * ow + hi])
+                    {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A row-major matrix view: element `(i, j)` is at `i * rs + j * cs`.
+struct Mat<'a> {
+    data: &'a [f32],
+    rs: isize,
+    cs: isize,
+}
+
+/// `dst[m×n] (row-major) = (accumulate ? dst : 0) + a[m×k] · b[k×n]`, on the calling thread.
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    assert!(dst.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the strides describe matrices inside the given slices (checked by the callers'
+    // shapes: every access (i, j) of a is at most (m-1)·rs + (k-1)·cs < a.len(), likewise for b
+    // and dst), and dst does not alias a or b (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs,
+            a.rs,
+            b.data.as_ptr(),
+            b.cs,
+            b.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn flex_f32(t: FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+impl Conv2dOps for Flex {
+    fn conv2d_s1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || bias.dtype() != DType::F32 {
+            return Self::conv2d(x, weight, Some(bias), options(padding));
+        }
+        let g = Geometry::new(&x.shape(), &weight.shape(), padding);
+        let (x, weight, bias) = (flex_f32(x), flex_f32(weight), flex_f32(bias));
+        let (xs, ws, bs): (&[f32], &[f32], &[f32]) =
+            (x.storage(), weight.storage(), bias.storage());
+        let (ckk, px) = (g.ckk(), g.pixels());
+        let mut out = vec![0f32; g.n * g.o * px];
+        let per_task = g.images_per_task();
+        if px > 0 {
+            out.par_chunks_mut(per_task * g.o * px)
+                .enumerate()
+                .for_each(|(t, out)| {
+                    let mut cols = vec![0f32; ckk * px];
+                    for (i, y) in out.chunks_mut(g.o * px).enumerate() {
+                        let img = t * per_task + i;
+                        im2col(
+                            &xs[img * g.c * g.h * g.w..(img + 1) * g.c * g.h * g.w],
+                            &g,
+                            &mut cols,
+                        );
+                        for (o, row) in y.chunks_mut(px).enumerate() {
+                            row.fill(bs[o]);
+                        }
+                        let w = Mat {
+                            data: ws,
+                            rs: ckk as isize,
+                            cs: 1,
+                        };
+                        let c = Mat {
+                            data: &cols,
+                            rs: px as isize,
+                            cs: 1,
+                        };
+                        matmul(g.o, px, ckk, y, w, c, true);
+                    }
+                });
+        }
+        FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow]))
+    }
+
+    fn conv2d_s1_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        padding: [usize; 2],
+        need_x_grad: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || grad.dtype() != DType::F32 {
+            let o = weight.shape()[0];
+            let db = Self::float_reshape(
+                Self::float_sum_dims(grad.clone(), &[0, 2, 3]),
+                Shape::from(vec![o]),
+            );
+            let dw = Self::conv2d_weight_backward(
+                x.clone(),
+                weight.clone(),
+                grad.clone(),
+                options(padding),
+            );
+            let dx = Self::conv2d_x_backward(x, weight, grad, options(padding));
+            return (dx, dw, db);
+        }
+        let x_shape = x.shape();
+        let w_shape = weight.shape();
+        let g = Geometry::new(&x_shape, &w_shape, padding);
+        let (x, weight, grad) = (flex_f32(x), flex_f32(weight), flex_f32(grad));
+        let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
+            (x.storage(), weight.storage(), grad.storage());
+        let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
+        let per_task = g.images_per_task();
+        let mut dx = if need_x_grad {
+            vec![0f32; g.n * img_len]
+        } else {
+            Vec::new()
+        };
+        // Each task: its images' dx, and partial sums of dw and db.
+        let tasks = g.n.div_ceil(per_task);
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..tasks)
+            .into_par_iter()
+            .zip(
+                // One mutable dx slice per task (empty slices when dx is not needed).
+                if need_x_grad {
+                    dx.par_chunks_mut(per_task * img_len)
+                        .map(Some)
+                        .collect::<Vec<_>>()
+                } else {
+                    (0..tasks).map(|_| None).collect()
+                },
+            )
+            .map(|(t, mut dx_task)| {
+                let mut cols = vec![0f32; ckk * px];
+                let mut dcols = if need_x_grad {
+                    vec![0f32; ckk * px]
+                } else {
+                    Vec::new()
+                };
+                let mut dw = vec![0f32; g.o * ckk];
+                let mut db = vec![0f32; g.o];
+                let first = t * per_task;
+                let last = (first + per_task).min(g.n);
+                for img in first..last {
+                    let gy = &gs[img * g.o * px..(img + 1) * g.o * px]; // [O, OH·OW]
+                    for (o, row) in gy.chunks(px).enumerate() {
+                        db[o] += row.iter().sum::<f32>();
+                    }
+                    im2col(&xs[img * img_len..(img + 1) * img_len], &g, &mut cols);
+                    // dW += dY · colsᵀ: [O, px] · [px, ckk]
+                    matmul(
+                        g.o,
+                        ckk,
+                        px,
+                        &mut dw,
+                        Mat {
+                            data: gy,
+                            rs: px as isize,
+                            cs: 1,
+                        },
+                        Mat {
+                            data: &cols,
+                            rs: 1,
+                            cs: px as isize,
+                        },
+                        true,
+                    );
+                    if let Some(dx_task) = dx_task.as_deref_mut() {
+                        // dcols = Wᵀ · dY: [ckk, O] · [O, px]
+                        matmul(
+                            ckk,
+                            px,
+                            g.o,
+                            &mut dcols,
+                            Mat {
+                                data: ws,
+                                rs: 1,
+                                cs: ckk as isize,
+                            },
+                            Mat {
+                                data: gy,
+                                rs: px as isize,
+                                cs: 1,
+                            },
+                            false,
+                        );
+                        let local = img - first;
+                        col2im(
+                            &dcols,
+                            &g,
+                            &mut dx_task[local * img_len..(local + 1) * img_len],
+                        );
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        let mut dw = vec![0f32; g.o * ckk];
+        let mut db = vec![0f32; g.o];
+        for (pw, pb) in partials {
+            dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+            db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+        }
+        let dx = if need_x_grad {
+            FlexTensor::from_data(TensorData::new(dx, x_shape))
+        } else {
+            FlexTensor::from_data(TensorData::new(vec![0f32], [1]))
+        };
+        (
+            dx,
+            FlexTensor::from_data(TensorData::new(dw, w_shape)),
+            FlexTensor::from_data(TensorData::new(db, [g.o])),
+        )
+    }
+}
+
+impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C> {
+    fn conv2d_s1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Conv2dS1Backward;
+
+        impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dS1Backward {
+            type State = (FloatTensor<B>, FloatTensor<B>, [usize; 2]);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_w, node_b] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, weight, padding) = ops.state;
+                let (dx, dw, db) =
+                    B::conv2d_s1_backward(x, weight, grad, padding, node_x.is_some());
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = node_w {
+                    grads.register::<B>(node.id, dw);
+                }
+                if let Some(node) = node_b {
+                    grads.register::<B>(node.id, db);
+                }
+            }
+        }
+
+        let guards = [x.node(), weight.node(), bias.node()];
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        let out = B::conv2d_s1(x.clone(), weight.clone(), bias, padding);
+        match Conv2dS1Backward
+            .prepare::<C>(guards)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, weight, padding), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+}
+
+/// Stride-1, dilation-1 2-D convolution with bias and symmetric `padding`, differentiable:
+/// `x [N, C, H, W]`, `weight [O, C, KH, KW]`, `bias [O]` -> `[N, O, H + 2p - KH + 1, W + 2p - KW + 1]`.
+///
+/// On Flex it runs the kernels of this module; on other devices, or when
+/// [`super::reference_ops`] is on, burn's `conv2d`.
+pub fn conv2d_s1(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    padding: [usize; 2],
+) -> Tensor<4> {
+    if is_flex(&x.device()) && !super::reference_ops() {
+        Tensor::from_dispatch(<Dispatch as Conv2dOps>::conv2d_s1(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            padding,
+        ))
+    } else {
+        burn::tensor::module::conv2d(x, weight, Some(bias), options(padding))
+    }
+}
+
+/// Runs burn's [`Conv2d`](burn::nn::conv::Conv2d) layer `layer` on `x` through [`conv2d_s1`]
+/// when the layer fits it (stride 1, dilation 1, one group, a bias, symmetric padding), and
+/// through the layer's own forward otherwise. The layer keeps its parameters and names, so
+/// checkpoints do not change.
+pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
+    use burn::nn::PaddingConfig2d;
+    let padding = match layer.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    };
+    match (&layer.bias, padding) {
+        (Some(bias), Some(padding))
+            if layer.stride == [1, 1] && layer.dilation == [1, 1] && layer.groups == 1 =>
+        {
+            conv2d_s1(x, layer.weight.val(), bias.val(), padding)
+        }
+        _ => layer.forward(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    fn max_abs<const D: usize>(t: Tensor<D>) -> f32 {
+        t.abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn matches_burns_conv_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        // LeNet's three convolutions, and odd sizes with padding.
+        for (x_shape, w_shape, p) in [
+            ([4, 1, 28, 28], [6, 1, 5, 5], [2, 2]),
+            ([4, 6, 14, 14], [16, 6, 5, 5], [0, 0]),
+            ([3, 16, 5, 5], [120, 16, 5, 5], [0, 0]),
+            ([5, 3, 7, 9], [4, 3, 3, 2], [1, 1]),
+        ] {
+            let x = Tensor::<4>::random(x_shape, Distribution::Default, &device).require_grad();
+            let w = Tensor::<4>::random(w_shape, Distribution::Default, &device).require_grad();
+            let b =
+                Tensor::<1>::random([w_shape[0]], Distribution::Default, &device).require_grad();
+            let fast = conv2d_s1(x.clone(), w.clone(), b.clone(), p);
+            let slow =
+                burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options(p));
+            assert_eq!(fast.dims(), slow.dims());
+            let scale = max_abs(slow.clone());
+            assert!(
+                max_abs(fast.clone() - slow.clone()) <= 1e-5 * scale,
+                "forward {x_shape:?}"
+            );
+            // A weighted sum makes every output's gradient different.
+            let r = Tensor::<4>::random(slow.dims(), Distribution::Default, &device);
+            let gf = (fast * r.clone()).sum().backward();
+            let gs = (slow * r).sum().backward();
+            for (name, a, b) in [
+                ("x", x.grad(&gf).unwrap(), x.grad(&gs).unwrap()),
+                ("weight", w.grad(&gf).unwrap(), w.grad(&gs).unwrap()),
+                (
+                    "bias",
+                    b.grad(&gf).unwrap().reshape([1, 1, 1, w_shape[0]]),
+                    b.grad(&gs).unwrap().reshape([1, 1, 1, w_shape[0]]),
+                ),
+            ] {
+                let scale = max_abs(b.clone()).max(1.0);
+                let d = max_abs(a - b);
+                assert!(
+                    d <= 1e-5 * scale,
+                    "d{name} differs by {d} (of {scale}) for {x_shape:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn data_input_needs_no_input_gradient() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::random([2, 1, 6, 6], Distribution::Default, &device);
+        let w = Tensor::<4>::random([3, 1, 3, 3], Distribution::Default, &device).require_grad();
+        let b = Tensor::<1>::zeros([3], &device).require_grad();
+        let grads = conv2d_s1(x.clone(), w.clone(), b, [1, 1]).sum().backward();
+        assert!(x.grad(&grads).is_none());
+        assert_eq!(w.grad(&grads).unwrap().dims(), [3, 1, 3, 3]);
+    }
+}
