@@ -47,16 +47,35 @@ pub trait Conv2dOps: Backend {
         Self::conv2d(x, weight, Some(bias), options(padding))
     }
 
-    /// Gradients `(∂L/∂x, ∂L/∂weight, ∂L/∂bias)` for the output gradient `grad`. With
-    /// `need_x_grad` false (the input is data), `∂L/∂x` is not computed and an empty tensor
-    /// stands in for it.
+    /// [`conv2d_s1`](Self::conv2d_s1), also returning what the backward will need besides `x`
+    /// and `weight` (Flex: the im2col matrices of the batch, so the backward does not build
+    /// them again; the default: an empty tensor).
+    fn conv2d_s1_saving(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let out = Self::conv2d_s1(x, weight, bias, padding);
+        let saved = Self::float_reshape(
+            Self::float_sum_dims(out.clone(), &[0, 1, 2, 3]),
+            Shape::from(vec![1]),
+        );
+        (out, saved)
+    }
+
+    /// Gradients `(∂L/∂x, ∂L/∂weight, ∂L/∂bias)` for the output gradient `grad`; `saved` is the
+    /// second output of [`conv2d_s1_saving`](Self::conv2d_s1_saving). With `need_x_grad` false
+    /// (the input is data), `∂L/∂x` is not computed and a one-element tensor stands in for it.
     fn conv2d_s1_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         padding: [usize; 2],
         need_x_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = saved;
         let o = weight.shape()[0];
         let db = Self::float_reshape(
             Self::float_sum_dims(grad.clone(), &[0, 2, 3]),
@@ -228,8 +247,70 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat<'_>, b: Mat<'_>,
     }
 }
 
-fn flex_f32(t: FlexTensor) -> FlexTensor {
+fn contiguous(t: FlexTensor) -> FlexTensor {
     t.to_contiguous()
+}
+
+/// The forward on f32 slices. With `keep_cols`, also returns the im2col matrices of all images
+/// (`[N, C·KH·KW, OH·OW]`); otherwise each task reuses one scratch matrix.
+fn forward_f32(
+    xs: &[f32],
+    ws: &[f32],
+    bs: &[f32],
+    g: &Geometry,
+    keep_cols: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
+    let mut out = vec![0f32; g.n * g.o * px];
+    let mut all_cols = if keep_cols {
+        vec![0f32; g.n * ckk * px]
+    } else {
+        Vec::new()
+    };
+    if px == 0 {
+        return (out, all_cols);
+    }
+    let per_task = g.images_per_task();
+    let run = |t: usize, out: &mut [f32], mut cols_task: Option<&mut [f32]>| {
+        let mut scratch = if cols_task.is_none() {
+            vec![0f32; ckk * px]
+        } else {
+            Vec::new()
+        };
+        for (i, y) in out.chunks_mut(g.o * px).enumerate() {
+            let img = t * per_task + i;
+            let cols: &mut [f32] = match cols_task.as_deref_mut() {
+                Some(all) => &mut all[i * ckk * px..(i + 1) * ckk * px],
+                None => &mut scratch[..],
+            };
+            im2col(&xs[img * img_len..(img + 1) * img_len], g, cols);
+            for (o, row) in y.chunks_mut(px).enumerate() {
+                row.fill(bs[o]);
+            }
+            let w = Mat {
+                data: ws,
+                rs: ckk as isize,
+                cs: 1,
+            };
+            let c = Mat {
+                data: cols,
+                rs: px as isize,
+                cs: 1,
+            };
+            matmul(g.o, px, ckk, y, w, c, true);
+        }
+    };
+    if keep_cols {
+        out.par_chunks_mut(per_task * g.o * px)
+            .zip(all_cols.par_chunks_mut(per_task * ckk * px))
+            .enumerate()
+            .for_each(|(t, (out, cols))| run(t, out, Some(cols)));
+    } else {
+        out.par_chunks_mut(per_task * g.o * px)
+            .enumerate()
+            .for_each(|(t, out)| run(t, out, None));
+    }
+    (out, all_cols)
 }
 
 impl Conv2dOps for Flex {
@@ -243,53 +324,51 @@ impl Conv2dOps for Flex {
             return Self::conv2d(x, weight, Some(bias), options(padding));
         }
         let g = Geometry::new(&x.shape(), &weight.shape(), padding);
-        let (x, weight, bias) = (flex_f32(x), flex_f32(weight), flex_f32(bias));
-        let (xs, ws, bs): (&[f32], &[f32], &[f32]) =
-            (x.storage(), weight.storage(), bias.storage());
-        let (ckk, px) = (g.ckk(), g.pixels());
-        let mut out = vec![0f32; g.n * g.o * px];
-        let per_task = g.images_per_task();
-        if px > 0 {
-            out.par_chunks_mut(per_task * g.o * px)
-                .enumerate()
-                .for_each(|(t, out)| {
-                    let mut cols = vec![0f32; ckk * px];
-                    for (i, y) in out.chunks_mut(g.o * px).enumerate() {
-                        let img = t * per_task + i;
-                        im2col(
-                            &xs[img * g.c * g.h * g.w..(img + 1) * g.c * g.h * g.w],
-                            &g,
-                            &mut cols,
-                        );
-                        for (o, row) in y.chunks_mut(px).enumerate() {
-                            row.fill(bs[o]);
-                        }
-                        let w = Mat {
-                            data: ws,
-                            rs: ckk as isize,
-                            cs: 1,
-                        };
-                        let c = Mat {
-                            data: &cols,
-                            rs: px as isize,
-                            cs: 1,
-                        };
-                        matmul(g.o, px, ckk, y, w, c, true);
-                    }
-                });
-        }
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let (out, _) = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, false);
         FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow]))
+    }
+
+    fn conv2d_s1_saving(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || bias.dtype() != DType::F32 {
+            let out = Self::conv2d(x, weight, Some(bias), options(padding));
+            return (out, FlexTensor::from_data(TensorData::new(vec![0f32], [1])));
+        }
+        let g = Geometry::new(&x.shape(), &weight.shape(), padding);
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let (out, cols) = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, true);
+        (
+            FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow])),
+            FlexTensor::from_data(TensorData::new(cols, [g.n, g.ckk(), g.pixels()])),
+        )
     }
 
     fn conv2d_s1_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         padding: [usize; 2],
         need_x_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || grad.dtype() != DType::F32 {
-            let o = weight.shape()[0];
+        let x_shape = x.shape();
+        let w_shape = weight.shape();
+        let g = Geometry::new(&x_shape, &w_shape, padding);
+        let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
+        let saved_fits = saved.dtype() == DType::F32
+            && saved.shape().num_elements() == g.n * ckk * px
+            && g.n * ckk * px > 1;
+        if x.dtype() != DType::F32
+            || weight.dtype() != DType::F32
+            || grad.dtype() != DType::F32
+            || !saved_fits
+        {
+            let o = w_shape[0];
             let db = Self::float_reshape(
                 Self::float_sum_dims(grad.clone(), &[0, 2, 3]),
                 Shape::from(vec![o]),
@@ -303,35 +382,26 @@ impl Conv2dOps for Flex {
             let dx = Self::conv2d_x_backward(x, weight, grad, options(padding));
             return (dx, dw, db);
         }
-        let x_shape = x.shape();
-        let w_shape = weight.shape();
-        let g = Geometry::new(&x_shape, &w_shape, padding);
-        let (x, weight, grad) = (flex_f32(x), flex_f32(weight), flex_f32(grad));
-        let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
-            (x.storage(), weight.storage(), grad.storage());
-        let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
+        let (weight, grad, saved) = (contiguous(weight), contiguous(grad), contiguous(saved));
+        let (ws, gs, all_cols): (&[f32], &[f32], &[f32]) =
+            (weight.storage(), grad.storage(), saved.storage());
         let per_task = g.images_per_task();
+        let tasks = g.n.div_ceil(per_task);
         let mut dx = if need_x_grad {
             vec![0f32; g.n * img_len]
         } else {
             Vec::new()
         };
+        let dx_slices: Vec<Option<&mut [f32]>> = if need_x_grad {
+            dx.chunks_mut(per_task * img_len).map(Some).collect()
+        } else {
+            (0..tasks).map(|_| None).collect()
+        };
         // Each task: its images' dx, and partial sums of dw and db.
-        let tasks = g.n.div_ceil(per_task);
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..tasks)
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_slices
             .into_par_iter()
-            .zip(
-                // One mutable dx slice per task (empty slices when dx is not needed).
-                if need_x_grad {
-                    dx.par_chunks_mut(per_task * img_len)
-                        .map(Some)
-                        .collect::<Vec<_>>()
-                } else {
-                    (0..tasks).map(|_| None).collect()
-                },
-            )
+            .enumerate()
             .map(|(t, mut dx_task)| {
-                let mut cols = vec![0f32; ckk * px];
                 let mut dcols = if need_x_grad {
                     vec![0f32; ckk * px]
                 } else {
@@ -343,10 +413,10 @@ impl Conv2dOps for Flex {
                 let last = (first + per_task).min(g.n);
                 for img in first..last {
                     let gy = &gs[img * g.o * px..(img + 1) * g.o * px]; // [O, OH·OW]
+                    let cols = &all_cols[img * ckk * px..(img + 1) * ckk * px]; // [ckk, px]
                     for (o, row) in gy.chunks(px).enumerate() {
                         db[o] += row.iter().sum::<f32>();
                     }
-                    im2col(&xs[img * img_len..(img + 1) * img_len], &g, &mut cols);
                     // dW += dY · colsᵀ: [O, px] · [px, ckk]
                     matmul(
                         g.o,
@@ -359,7 +429,7 @@ impl Conv2dOps for Flex {
                             cs: 1,
                         },
                         Mat {
-                            data: &cols,
+                            data: cols,
                             rs: 1,
                             cs: px as isize,
                         },
@@ -425,7 +495,8 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         struct Conv2dS1Backward;
 
         impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dS1Backward {
-            type State = (FloatTensor<B>, FloatTensor<B>, [usize; 2]);
+            // x, weight, what the forward saved (im2col matrices on Flex), padding.
+            type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, [usize; 2]);
 
             fn backward(
                 self,
@@ -435,9 +506,9 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             ) {
                 let [node_x, node_w, node_b] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x, weight, padding) = ops.state;
+                let (x, weight, saved, padding) = ops.state;
                 let (dx, dw, db) =
-                    B::conv2d_s1_backward(x, weight, grad, padding, node_x.is_some());
+                    B::conv2d_s1_backward(x, weight, saved, grad, padding, node_x.is_some());
                 if let Some(node) = node_x {
                     grads.register::<B>(node.id, dx);
                 }
@@ -456,14 +527,16 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             weight.into_primitive(),
             bias.into_primitive(),
         );
-        let out = B::conv2d_s1(x.clone(), weight.clone(), bias, padding);
         match Conv2dS1Backward
             .prepare::<C>(guards)
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish((x, weight, padding), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
+            OpsKind::Tracked(prep) => {
+                let (out, saved) = B::conv2d_s1_saving(x.clone(), weight.clone(), bias, padding);
+                prep.finish((x, weight, saved, padding), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_s1(x, weight, bias, padding)),
         }
     }
 }

@@ -66,6 +66,22 @@ pub trait MaxPool2x2Ops: Backend {
     }
 }
 
+/// The largest of a window's four cells and its position (0..4, row-major); the first of
+/// equal maxima wins, and a NaN wins over numbers, as in PyTorch.
+#[inline(always)]
+fn max4(a: f32, b: f32, c: f32, d: f32) -> (f32, u8) {
+    let (m1, i1) = if b > a { (b, 1) } else { (a, 0) };
+    let (m2, i2) = if d > c { (d, 3) } else { (c, 2) };
+    let (m, i) = if m2 > m1 { (m2, i2) } else { (m1, i1) };
+    if m.is_nan() || b.is_nan() || c.is_nan() || d.is_nan() {
+        // Rare: the first NaN wins.
+        let cells = [a, b, c, d];
+        let k = cells.iter().position(|v| v.is_nan()).unwrap_or(i as usize);
+        return (cells[k], k as u8);
+    }
+    (m, i)
+}
+
 impl MaxPool2x2Ops for Flex {
     fn max_pool2x2_with_indices(x: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>) {
         if x.dtype() != DType::F32 {
@@ -101,18 +117,17 @@ impl MaxPool2x2Ops for Flex {
                         let p = t * PLANES_PER_TASK + q;
                         let plane = &input[p * h * w..(p + 1) * h * w];
                         for i in 0..oh {
-                            let r0 = &plane[2 * i * w..2 * i * w + w];
-                            let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + w];
-                            for j in 0..ow {
-                                let cells = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
-                                let mut best = 0;
-                                for k in 1..4 {
-                                    if cells[k] > cells[best] || cells[k].is_nan() {
-                                        best = k;
-                                    }
-                                }
-                                out[i * ow + j] = cells[best];
-                                arg[i * ow + j] = best as u8;
+                            let r0 = &plane[2 * i * w..2 * i * w + 2 * ow];
+                            let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * ow];
+                            let out = &mut out[i * ow..(i + 1) * ow];
+                            let arg = &mut arg[i * ow..(i + 1) * ow];
+                            for (((top, bottom), o), a) in r0
+                                .chunks_exact(2)
+                                .zip(r1.chunks_exact(2))
+                                .zip(out.iter_mut())
+                                .zip(arg.iter_mut())
+                            {
+                                (*o, *a) = max4(top[0], top[1], bottom[0], bottom[1]);
                             }
                         }
                     }
