@@ -132,7 +132,9 @@ def main():
         theirs.append(torch_round(python))
         print(f"round {r + 1}: deepnet {ours[-1]['images_per_second']:.0f} img/s, "
               f"deepnet with burn's ops only {plain[-1]['images_per_second']:.0f} img/s, "
-              f"pytorch {theirs[-1]['images_per_second']:.0f} img/s", file=sys.stderr)
+              f"pytorch {theirs[-1]['images_per_second']:.0f} img/s, "
+              f"ratio {ours[-1]['images_per_second'] / theirs[-1]['images_per_second']:.2f}x",
+              file=sys.stderr)
     med = lambda rs, k: statistics.median(x[k] for x in rs)
     d_ips, t_ips = med(ours, "images_per_second"), med(theirs, "images_per_second")
     d_rss, t_rss = med(ours, "max_rss_mb"), med(theirs, "max_rss_mb")
@@ -145,6 +147,9 @@ def main():
     print("|---|---|---|---|---|---|")
     print(f"| training throughput (img/s) | {d_ips:.0f} | {p_ips:.0f} | {t_ips:.0f} | {d_ips / t_ips:.2f}x | {p_ips / t_ips:.2f}x |")
     print(f"| seconds per epoch | {med(ours, 'seconds'):.1f} | {med(plain, 'seconds'):.1f} | {med(theirs, 'seconds'):.1f} | | |")
+    ratios = sorted(o["images_per_second"] / t["images_per_second"] for o, t in zip(ours, theirs))
+    print(f"| deepnet / PyTorch within each round (min / median / max) | | | | "
+          f"{ratios[0]:.2f}x / {statistics.median(ratios):.2f}x / {ratios[-1]:.2f}x | |")
     print(f"| peak memory, max RSS (MB) | {d_rss:.0f} | {p_rss:.0f} | {t_rss:.0f} | {d_rss / t_rss:.2f}x | {p_rss / t_rss:.2f}x |")
 
 
