@@ -7,6 +7,8 @@
 //! - [`data`]: the IDX reader, Fashion-MNIST / MNIST loaders, batching.
 //! - [`vision`]: CNN families and the model registry ([`vision::MODELS`]).
 //! - [`train`]: the training loop, optimizers, global-norm clipping, checkpoints, reports.
+//! - [`ops`]: deepnet's own operations with hand-written backward passes, where burn's CPU
+//!   kernels are slow (stride-1 convolution, 2x2 max-pool).
 //!
 //! The library never prints and never exits; every failure is an [`Error`] whose message
 //! names the file, key or argument at fault.

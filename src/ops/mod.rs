@@ -7,6 +7,7 @@ pub mod conv;
 pub mod max_pool;
 
 pub use conv::{conv2d_layer, conv2d_s1};
+pub use max_pool::max_pool2x2;
 
 use std::sync::OnceLock;
 
@@ -17,7 +18,6 @@ pub fn reference_ops() -> bool {
     *ON.get_or_init(|| std::env::var("DEEPNET_REFERENCE_OPS").is_ok_and(|v| v == "1"))
 }
 
-pub use max_pool::max_pool2x2;
 
 /// Whether `device` (or the device an autodiff device wraps) is burn's Flex CPU backend, the
 /// one deepnet's own ops are written for.
