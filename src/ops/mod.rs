@@ -18,7 +18,6 @@ pub fn reference_ops() -> bool {
     *ON.get_or_init(|| std::env::var("DEEPNET_REFERENCE_OPS").is_ok_and(|v| v == "1"))
 }
 
-
 /// Whether `device` (or the device an autodiff device wraps) is burn's Flex CPU backend, the
 /// one deepnet's own ops are written for.
 fn is_flex(device: &burn::tensor::Device) -> bool {
