@@ -15,7 +15,7 @@
 //! - `∂L/∂W = Σ_images ∂L/∂Y · Xᵀ`, `∂L/∂b = Σ_images Σ_pixels ∂L/∂Y`,
 //! - `∂L/∂X = Wᵀ · ∂L/∂Y`, scattered back to the image (col2im).
 
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
@@ -77,23 +77,32 @@ pub trait Conv2dOps: Backend {
         need_x_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let _ = saved;
-        let o = weight.shape()[0];
-        let db = Self::float_reshape(
-            Self::float_sum_dims(grad.clone(), &[0, 2, 3]),
-            Shape::from(vec![o]),
-        );
-        let dw =
-            Self::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
-        let dx = if need_x_grad {
-            Self::conv2d_x_backward(x, weight, grad, options(padding))
-        } else {
-            Self::float_reshape(
-                Self::float_sum_dims(grad, &[0, 1, 2, 3]),
-                Shape::from(vec![1]),
-            )
-        };
-        (dx, dw, db)
+        backend_backward::<Self>(x, weight, grad, padding, need_x_grad)
     }
+}
+
+/// The backward through the backend's own conv ops: the reference, and the fallback for what
+/// the Flex kernels do not cover (other dtypes).
+fn backend_backward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    padding: [usize; 2],
+    need_x_grad: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let o = weight.shape()[0];
+    let db = B::float_reshape(
+        B::float_sum_dims(grad.clone(), &[0, 2, 3]),
+        Shape::from(vec![o]),
+    );
+    let dw = B::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
+    let dx = if need_x_grad {
+        B::conv2d_x_backward(x, weight, grad, options(padding))
+    } else {
+        // A one-element stand-in: the caller asked for no input gradient.
+        B::float_reshape(B::float_sum_dims(grad, &[0, 1, 2, 3]), Shape::from(vec![1]))
+    };
+    (dx, dw, db)
 }
 
 /// Sizes of one convolution.
@@ -369,19 +378,7 @@ impl Conv2dOps for Flex {
             || grad.dtype() != DType::F32
             || !saved_fits
         {
-            let o = w_shape[0];
-            let db = Self::float_reshape(
-                Self::float_sum_dims(grad.clone(), &[0, 2, 3]),
-                Shape::from(vec![o]),
-            );
-            let dw = Self::conv2d_weight_backward(
-                x.clone(),
-                weight.clone(),
-                grad.clone(),
-                options(padding),
-            );
-            let dx = Self::conv2d_x_backward(x, weight, grad, options(padding));
-            return (dx, dw, db);
+            return backend_backward::<Self>(x, weight, grad, padding, need_x_grad);
         }
         let (weight, grad, saved) = (contiguous(weight), contiguous(grad), contiguous(saved));
         let (ws, gs, all_cols): (&[f32], &[f32], &[f32]) =

@@ -52,18 +52,19 @@ pub trait MaxPool2x2Ops: Backend {
         grad: FloatTensor<Self>,
         indices: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        Self::max_pool2d_with_indices_backward(
-            x,
-            [2, 2],
-            [2, 2],
-            [0, 0],
-            [1, 1],
-            false,
-            grad,
-            indices,
-        )
-        .x_grad
+        backend_backward::<Self>(x, grad, indices)
     }
+}
+
+/// The backward through the backend's own max-pool op: the default, and the Flex fallback for
+/// other dtypes.
+fn backend_backward<B: Backend>(
+    x: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    indices: IntTensor<B>,
+) -> FloatTensor<B> {
+    B::max_pool2d_with_indices_backward(x, [2, 2], [2, 2], [0, 0], [1, 1], false, grad, indices)
+        .x_grad
 }
 
 /// The largest of a window's four cells and its position (0..4, row-major); the first of
@@ -145,17 +146,7 @@ impl MaxPool2x2Ops for Flex {
         indices: IntTensor<Self>,
     ) -> FloatTensor<Self> {
         if x.dtype() != DType::F32 || indices.dtype() != DType::U8 {
-            return Self::max_pool2d_with_indices_backward(
-                x,
-                [2, 2],
-                [2, 2],
-                [0, 0],
-                [1, 1],
-                false,
-                grad,
-                indices,
-            )
-            .x_grad;
+            return backend_backward::<Self>(x, grad, indices);
         }
         let shape = x.shape();
         let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3]);
