@@ -7,6 +7,9 @@
 //! - [`data`]: the IDX reader, Fashion-MNIST / MNIST loaders, batching.
 //! - [`vision`]: CNN families and the model registry ([`vision::MODELS`]).
 //! - [`train`]: the training loop, optimizers, global-norm clipping, checkpoints, reports.
+//! - [`recurrent`]: RNN, LSTM, GRU and ConvLSTM cells and layers (PyTorch-compatible), a fused
+//!   CPU kernel for them, and gradient-through-time diagnostics.
+//! - [`weights`]: PyTorch-style state dicts in safetensors files.
 //! - [`ops`]: deepnet's own operations with hand-written backward passes, where burn's CPU
 //!   kernels are slow (stride-1 convolution, 2x2 max-pool).
 //!
@@ -18,8 +21,10 @@
 pub mod data;
 pub mod error;
 pub mod ops;
+pub mod recurrent;
 pub mod train;
 pub mod vision;
+pub mod weights;
 
 pub use burn;
 pub use error::{Error, Result};

@@ -27,6 +27,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
+use super::gemm::{matmul, Mat};
 use super::is_flex;
 
 fn options(padding: [usize; 2]) -> ConvOptions<2> {
@@ -210,53 +211,6 @@ fn col2im(cols: &[f32], g: &Geometry, img: &mut [f32]) {
     }
 }
 
-/// A row-major matrix view: element `(i, j)` is at `i * rs + j * cs`.
-struct Mat<'a> {
-    data: &'a [f32],
-    rs: isize,
-    cs: isize,
-}
-
-/// `dst[m×n] (row-major) = (accumulate ? dst : 0) + a[m×k] · b[k×n]`, on the calling thread.
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
-    assert!(dst.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: the strides describe matrices inside the given slices (checked by the callers'
-    // shapes: every access (i, j) of a is at most (m-1)·rs + (k-1)·cs < a.len(), likewise for b
-    // and dst), and dst does not alias a or b (distinct borrows).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs,
-            a.rs,
-            b.data.as_ptr(),
-            b.cs,
-            b.rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 fn contiguous(t: FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
@@ -307,7 +261,7 @@ fn forward_f32(
                 rs: px as isize,
                 cs: 1,
             };
-            matmul(g.o, px, ckk, y, w, c, true);
+            matmul(g.o, px, ckk, y, w, c, true, false);
         }
     };
     if keep_cols {
@@ -432,6 +386,7 @@ impl Conv2dOps for Flex {
                             cs: px as isize,
                         },
                         true,
+                        false,
                     );
                     if let Some(dx_task) = dx_task.as_deref_mut() {
                         // dcols = Wᵀ · dY: [ckk, O] · [O, px]
@@ -450,6 +405,7 @@ impl Conv2dOps for Flex {
                                 rs: px as isize,
                                 cs: 1,
                             },
+                            false,
                             false,
                         );
                         let local = img - first;

@@ -4,6 +4,7 @@
 //! devices other than Flex use burn's version.
 
 pub mod conv;
+pub(crate) mod gemm;
 pub mod max_pool;
 
 pub use conv::{conv2d_layer, conv2d_s1};
@@ -20,7 +21,7 @@ pub fn reference_ops() -> bool {
 
 /// Whether `device` (or the device an autodiff device wraps) is burn's Flex CPU backend, the
 /// one deepnet's own ops are written for.
-fn is_flex(device: &burn::tensor::Device) -> bool {
+pub(crate) fn is_flex(device: &burn::tensor::Device) -> bool {
     matches!(
         device.clone().inner().as_dispatch(),
         burn::backend::DispatchDevice::Flex(_)
