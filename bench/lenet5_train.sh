@@ -5,11 +5,7 @@
 # dataset-fashion-mnist (or DEEPNET_DATA=DIR for any MNIST-format directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${DEEPNET_BENCH_VENV:-$HOME/.cache/deepnet-bench-venv}"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch, numpy" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q torch numpy
-fi
+PY=$(scripts/torch_venv.sh)
 cargo build --release
-TORCH_PYTHON="$VENV/bin/python" DEEPNET_BIN="${CARGO_TARGET_DIR:-target}/release/deepnet" \
+TORCH_PYTHON="$PY" DEEPNET_BIN="${CARGO_TARGET_DIR:-target}/release/deepnet" \
   python3 bench/lenet5_train.py "${1:-3}"

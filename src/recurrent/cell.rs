@@ -124,7 +124,8 @@ pub fn step(
             (o * tanh(c.clone()), c)
         }
         CellKind::Gru => {
-            let hp = h.clone().matmul(w.weight_hh.clone().transpose()) + w.bias_hh.clone().unsqueeze();
+            let hp =
+                h.clone().matmul(w.weight_hh.clone().transpose()) + w.bias_hh.clone().unsqueeze();
             let r = sigmoid(gate(&xp, 0) + gate(&hp, 0));
             let z = sigmoid(gate(&xp, 1) + gate(&hp, 1));
             let n = tanh(gate(&xp, 2) + r * gate(&hp, 2));
@@ -263,7 +264,8 @@ pub(crate) trait CellAccess: Module + Sized {
     fn kind(&self) -> CellKind;
     fn tensors(&self) -> CellTensors;
     fn has_bias(&self) -> bool;
-    fn from_parts(kind: CellKind, input: usize, hidden: usize, bias: bool, device: &Device) -> Self;
+    fn from_parts(kind: CellKind, input: usize, hidden: usize, bias: bool, device: &Device)
+        -> Self;
     fn with_tensors(
         &self,
         weight_ih: Tensor<2>,

@@ -419,7 +419,7 @@ pub(crate) fn backward(s: &Spec, inp: &Inputs<'_>, ws: &[f32], dpacked: &[f32]) 
     let mut direct = vec![0f32; bh]; // the part of ∂L/∂h_{t-1} that bypasses W_hh
     let mut dh_new = vec![0f32; bh];
     let mut drh = vec![0f32; bh]; // reset-before GRU: ∂L/∂(r ⊙ h_{t-1})
-    // Rows of W_hh that multiply h_{t-1} itself (reset-before GRU: only r and z).
+                                  // Rows of W_hh that multiply h_{t-1} itself (reset-before GRU: only r and z).
     let k_hh = if s.kind == CellKind::GruResetBefore {
         2 * h
     } else {

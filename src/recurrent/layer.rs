@@ -410,7 +410,11 @@ layer!(
 impl Rnn {
     /// `input [T, B, I]` (or `[B, T, I]` with `batch_first`), optional `h0 [L·D, B, H]` ->
     /// `(output [T, B, D·H], h_n [L·D, B, H])`.
-    pub fn forward(&self, input: Tensor<3>, h0: Option<Tensor<3>>) -> Result<(Tensor<3>, Tensor<3>)> {
+    pub fn forward(
+        &self,
+        input: Tensor<3>,
+        h0: Option<Tensor<3>>,
+    ) -> Result<(Tensor<3>, Tensor<3>)> {
         self.forward_with(input, None, h0, Implementation::Auto)
     }
 
@@ -423,7 +427,16 @@ impl Rnn {
         h0: Option<Tensor<3>>,
         implementation: Implementation,
     ) -> Result<(Tensor<3>, Tensor<3>)> {
-        let (out, h, _) = run(&self.shape(), &self.cells, &self.dropout, input, lengths, h0, None, implementation)?;
+        let (out, h, _) = run(
+            &self.shape(),
+            &self.cells,
+            &self.dropout,
+            input,
+            lengths,
+            h0,
+            None,
+            implementation,
+        )?;
         Ok((out, h))
     }
 }
@@ -431,7 +444,11 @@ impl Rnn {
 impl Gru {
     /// `input [T, B, I]` (or `[B, T, I]` with `batch_first`), optional `h0 [L·D, B, H]` ->
     /// `(output [T, B, D·H], h_n [L·D, B, H])`.
-    pub fn forward(&self, input: Tensor<3>, h0: Option<Tensor<3>>) -> Result<(Tensor<3>, Tensor<3>)> {
+    pub fn forward(
+        &self,
+        input: Tensor<3>,
+        h0: Option<Tensor<3>>,
+    ) -> Result<(Tensor<3>, Tensor<3>)> {
         self.forward_with(input, None, h0, Implementation::Auto)
     }
 
@@ -444,7 +461,16 @@ impl Gru {
         h0: Option<Tensor<3>>,
         implementation: Implementation,
     ) -> Result<(Tensor<3>, Tensor<3>)> {
-        let (out, h, _) = run(&self.shape(), &self.cells, &self.dropout, input, lengths, h0, None, implementation)?;
+        let (out, h, _) = run(
+            &self.shape(),
+            &self.cells,
+            &self.dropout,
+            input,
+            lengths,
+            h0,
+            None,
+            implementation,
+        )?;
         Ok((out, h))
     }
 }
@@ -452,7 +478,11 @@ impl Gru {
 impl Lstm {
     /// `input [T, B, I]` (or `[B, T, I]` with `batch_first`), optional initial state (each
     /// `[L·D, B, H]`) -> `(output [T, B, D·H], final state)`.
-    pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> Result<(Tensor<3>, LstmState)> {
+    pub fn forward(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+    ) -> Result<(Tensor<3>, LstmState)> {
         self.forward_with(input, None, state, Implementation::Auto)
     }
 
@@ -469,7 +499,16 @@ impl Lstm {
             Some(s) => (Some(s.h), Some(s.c)),
             None => (None, None),
         };
-        let (out, h, c) = run(&self.shape(), &self.cells, &self.dropout, input, lengths, h0, c0, implementation)?;
+        let (out, h, c) = run(
+            &self.shape(),
+            &self.cells,
+            &self.dropout,
+            input,
+            lengths,
+            h0,
+            c0,
+            implementation,
+        )?;
         Ok((out, LstmState { h, c }))
     }
 }

@@ -129,10 +129,7 @@ impl RecurrentOps for Flex {
         };
         let (packed, ws) = kernel::forward(&s, &inputs, true);
         let ws_len = ws.len();
-        (
-            flex(packed, [s.t + 2, s.b, s.h]),
-            flex(ws, [ws_len]),
-        )
+        (flex(packed, [s.t + 2, s.b, s.h]), flex(ws, [ws_len]))
     }
 
     fn recurrent_backward(
@@ -443,7 +440,11 @@ mod tests {
             ] {
                 let g = kind.gates() * h;
                 let rnd = |shape: Vec<usize>| {
-                    Tensor::<2>::random([1, shape.iter().product()], Distribution::Normal(0.0, 0.5), &device)
+                    Tensor::<2>::random(
+                        [1, shape.iter().product()],
+                        Distribution::Normal(0.0, 0.5),
+                        &device,
+                    )
                 };
                 let x = rnd(vec![t, b, i]).reshape([t, b, i]).require_grad();
                 let w = CellTensors {
@@ -458,7 +459,16 @@ mod tests {
                 let r_h = Tensor::<2>::random([b, h], Distribution::Default, &device);
                 let r_c = Tensor::<2>::random([b, h], Distribution::Default, &device);
                 let run = |imp| {
-                    let o = run_direction(kind, &w, x.clone(), h0.clone(), c0.clone(), &lengths, reverse, imp);
+                    let o = run_direction(
+                        kind,
+                        &w,
+                        x.clone(),
+                        h0.clone(),
+                        c0.clone(),
+                        &lengths,
+                        reverse,
+                        imp,
+                    );
                     let loss = (o.output.clone() * r_out.clone()).sum()
                         + (o.h.clone() * r_h.clone()).sum()
                         + (o.c.clone() * r_c.clone()).sum();
@@ -472,9 +482,21 @@ mod tests {
                 assert!(max_abs(fast.c - slow.c) < 1e-5, "c, {what}");
                 let flat2 = |t: Option<Tensor<2>>| t.map(|t| t.flatten::<1>(0, 1));
                 let grads = [
-                    ("x", x.grad(&gf).map(|t| t.flatten::<1>(0, 2)), x.grad(&gs).map(|t| t.flatten::<1>(0, 2))),
-                    ("w_ih", flat2(w.weight_ih.grad(&gf)), flat2(w.weight_ih.grad(&gs))),
-                    ("w_hh", flat2(w.weight_hh.grad(&gf)), flat2(w.weight_hh.grad(&gs))),
+                    (
+                        "x",
+                        x.grad(&gf).map(|t| t.flatten::<1>(0, 2)),
+                        x.grad(&gs).map(|t| t.flatten::<1>(0, 2)),
+                    ),
+                    (
+                        "w_ih",
+                        flat2(w.weight_ih.grad(&gf)),
+                        flat2(w.weight_ih.grad(&gs)),
+                    ),
+                    (
+                        "w_hh",
+                        flat2(w.weight_hh.grad(&gf)),
+                        flat2(w.weight_hh.grad(&gs)),
+                    ),
                     ("b_ih", w.bias_ih.grad(&gf), w.bias_ih.grad(&gs)),
                     ("b_hh", w.bias_hh.grad(&gf), w.bias_hh.grad(&gs)),
                     ("h0", flat2(h0.grad(&gf)), flat2(h0.grad(&gs))),
@@ -482,7 +504,10 @@ mod tests {
                 for (name, a, b) in grads {
                     let (a, b) = (a.expect(name), b.expect(name));
                     let d = max_abs(a - b.clone());
-                    assert!(d < 1e-5 * max_abs(b).max(1.0), "d{name} differs by {d}, {what}");
+                    assert!(
+                        d < 1e-5 * max_abs(b).max(1.0),
+                        "d{name} differs by {d}, {what}"
+                    );
                 }
                 if kind == CellKind::Lstm {
                     let d = max_abs(c0.grad(&gf).unwrap() - c0.grad(&gs).unwrap());
