@@ -412,3 +412,141 @@ fn bad_inputs_are_clear_errors() {
         "{msg}"
     );
 }
+
+fn check_conv_lstm(name: &str, peepholes: bool) {
+    use deepnet::recurrent::{ConvLstmConfig, ConvLstmState};
+    let device = Device::flex().autodiff();
+    let d = fixture(name);
+    let x: Tensor<5> = get::<5>(&d, "input", &device).require_grad();
+    let h0: Tensor<5> = get::<5>(&d, "h0", &device).require_grad();
+    let c0: Tensor<5> = get::<5>(&d, "c0", &device).require_grad();
+    let [layers, _, hc, s, _] = h0.dims();
+    let channels = x.dims()[2];
+    let k = d.tensors["param.cells.0.conv_x.weight"].shape[3];
+    let model = ConvLstmConfig::new(channels, hc, k)
+        .with_num_layers(layers)
+        .with_peepholes(peepholes.then_some([s, s]))
+        .init(&device)
+        .load_state_dict(&sub(&d, "param"))
+        .unwrap();
+    let state = ConvLstmState {
+        h: h0.clone(),
+        c: c0.clone(),
+    };
+    let (out, st) = model.forward(x.clone(), Some(state)).unwrap();
+    assert_close(name, out.clone(), &d, "output");
+    assert_close(name, st.h.clone(), &d, "h_n");
+    assert_close(name, st.c.clone(), &d, "c_n");
+    let loss = (out * get::<5>(&d, "r_out", &device)).sum()
+        + (st.h * get::<5>(&d, "r_h", &device)).sum()
+        + (st.c * get::<5>(&d, "r_c", &device)).sum();
+    let grads = loss.backward();
+    assert_close(name, x.grad(&grads).unwrap(), &d, "grad.input");
+    assert_close(name, h0.grad(&grads).unwrap(), &d, "grad.h0");
+    assert_close(name, c0.grad(&grads).unwrap(), &d, "grad.c0");
+    let mut checked = 0;
+    for (l, cell) in model.cells.iter().enumerate() {
+        let g = |key: &str| format!("grad.cells.{l}.{key}");
+        assert_close(
+            name,
+            cell.conv_x.weight.grad(&grads).unwrap(),
+            &d,
+            &g("conv_x.weight"),
+        );
+        let bias = cell.conv_x.bias.as_ref().unwrap();
+        assert_close(name, bias.grad(&grads).unwrap(), &d, &g("conv_x.bias"));
+        assert_close(
+            name,
+            cell.conv_h.weight.grad(&grads).unwrap(),
+            &d,
+            &g("conv_h.weight"),
+        );
+        checked += 3;
+        for (key, w) in [
+            ("w_ci", &cell.w_ci),
+            ("w_cf", &cell.w_cf),
+            ("w_co", &cell.w_co),
+        ] {
+            if let Some(w) = w {
+                assert_close(name, w.grad(&grads).unwrap(), &d, &g(key));
+                checked += 1;
+            }
+        }
+    }
+    let in_fixture = d
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("grad.cells."))
+        .count();
+    assert_eq!(checked, in_fixture, "every weight of {name} checked");
+}
+
+#[test]
+fn conv_lstm_matches_numpy_reference() {
+    check_conv_lstm("conv_lstm", false);
+    check_conv_lstm("conv_lstm_peephole", true);
+}
+
+/// Truncated BPTT: the carried state makes the chunked forward equal the full one, the detach
+/// stops gradients at chunk boundaries, and with one chunk it is full BPTT.
+#[test]
+fn truncated_bptt_carries_state_and_cuts_gradients() {
+    use deepnet::recurrent::tbptt::truncated_bptt;
+    let device = Device::flex().autodiff();
+    let lstm = LstmConfig::new(3, 5).init(&device);
+    let x = Tensor::<3>::random([12, 2, 3], burn::tensor::Distribution::Default, &device)
+        .require_grad();
+    let (full_out, full_state) = lstm.forward(x.clone(), None).unwrap();
+    // Chunks of 5, 5, 2: outputs concatenate to the full pass's, the final state is the same.
+    let mut outs = Vec::new();
+    let mut grad_sums = Vec::new();
+    let state = truncated_bptt(&x, 5, None, |chunk, state| {
+        let (out, s) = lstm.forward(chunk, state)?;
+        let grads = out.clone().sum().backward();
+        // dL_chunk/dx is non-zero only inside the chunk: sum |grad| per time step.
+        let g = x
+            .grad(&grads)
+            .expect("input gradient")
+            .abs()
+            .sum_dim(2)
+            .sum_dim(1); // [T, 1, 1]
+        grad_sums.push(
+            g.flatten::<1>(0, 2)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+        outs.push(out);
+        Ok(Some(s))
+    })
+    .unwrap()
+    .unwrap();
+    let chunked = Tensor::cat(outs, 0);
+    let diff = (chunked - full_out.clone())
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(diff < 1e-6, "chunked forward differs by {diff}");
+    let diff = (state.c - full_state.c).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-6, "final state differs by {diff}");
+    for (k, sums) in grad_sums.iter().enumerate() {
+        let (lo, hi) = (k * 5, (k * 5 + 5).min(12));
+        for (t, &s) in sums.iter().enumerate() {
+            if (lo..hi).contains(&t) {
+                assert!(s > 0.0, "chunk {k}: no gradient at its own step {t}");
+            } else {
+                assert_eq!(s, 0.0, "chunk {k}: gradient leaked to step {t}");
+            }
+        }
+    }
+    // Full BPTT: the last output depends on the first step's input.
+    let grads = full_out.narrow(0, 11, 1).sum().backward();
+    let first = x
+        .grad(&grads)
+        .unwrap()
+        .narrow(0, 0, 1)
+        .abs()
+        .sum()
+        .into_scalar::<f32>();
+    assert!(first > 0.0, "full BPTT reaches step 0");
+}

@@ -11,17 +11,17 @@
 //! - [`tbptt`]: truncated backpropagation through time.
 
 pub mod cell;
-// pub mod conv_lstm;
+pub mod conv_lstm;
 // pub mod diagnostics;
 mod kernel;
 pub mod layer;
 pub mod op;
-// pub mod tbptt;
+pub mod tbptt;
 
 pub use cell::{
     CellKind, CellTensors, GruCell, GruCellConfig, GruReset, LstmCell, LstmCellConfig,
     Nonlinearity, RnnCell, RnnCellConfig,
 };
-// pub use conv_lstm::{ConvLstm, ConvLstmConfig};
+pub use conv_lstm::{ConvLstm, ConvLstmCell, ConvLstmConfig, ConvLstmState};
 pub use layer::{Gru, GruConfig, Lstm, LstmConfig, LstmState, Rnn, RnnConfig};
 pub use op::Implementation;
