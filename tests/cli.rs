@@ -244,3 +244,60 @@ fn bad_arguments_are_refused() {
     assert!(!o.status.success());
     assert!(!stderr(&o).contains("panicked"));
 }
+
+#[test]
+fn gradients_writes_table_csv_and_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    let o = deepnet(&[
+        "gradients",
+        "--steps",
+        "20",
+        "--hidden",
+        "8",
+        "--batch",
+        "2",
+        "--curve",
+        "rnn:normal:0.5",
+        "--curve",
+        "lstm:orthogonal:1:3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.contains("rnn h normal x0.5"), "{table}");
+    assert!(table.contains("lstm c orth x1 fb3"), "{table}");
+    let csv = std::fs::read_to_string(out.join("gradients.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 21, "header + one row per step");
+    // Radius 0.5: the RNN's gradient at t = 1 is far below the one at t = T.
+    let first: f64 = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let last: f64 = csv
+        .lines()
+        .nth(20)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first < last * 1e-3, "first {first}, last {last}");
+    assert!(std::fs::metadata(out.join("gradients.png")).unwrap().len() > 1000);
+    assert!(out.join("gradients.json").exists());
+}
+
+#[test]
+fn gradients_refuses_a_bad_curve_spec() {
+    let o = deepnet(&["gradients", "--curve", "lstm:sideways:1"]);
+    assert_fails_with(&o, "unknown init");
+    let o = deepnet(&["gradients", "--steps", "1"]);
+    assert_fails_with(&o, "at least 2 steps");
+}

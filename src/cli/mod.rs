@@ -4,6 +4,7 @@
 
 mod device;
 mod eval;
+mod gradients;
 mod predict;
 mod progress;
 mod summary;
@@ -29,6 +30,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Per-layer output shapes, parameters and multiply-adds of a model.
     Summary(summary::SummaryArgs),
+    /// Measure ‖∂L/∂h_t‖ through time for RNN/LSTM/GRU and the recurrent matrix's spectrum.
+    Gradients(gradients::GradientsArgs),
 }
 
 /// Parses the command line, runs the command, maps errors to a message and an exit code.
@@ -39,6 +42,7 @@ pub fn run() -> std::process::ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Summary(a) => summary::run(a),
+        Command::Gradients(a) => gradients::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -162,7 +162,7 @@ impl ConvLstm {
                 ),
             ));
         }
-        if self.kernel_size % 2 == 0 {
+        if self.kernel_size.is_multiple_of(2) {
             return Err(Error::invalid(
                 "kernel_size",
                 format!(

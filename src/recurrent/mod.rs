@@ -12,7 +12,7 @@
 
 pub mod cell;
 pub mod conv_lstm;
-// pub mod diagnostics;
+pub mod diagnostics;
 mod kernel;
 pub mod layer;
 pub mod op;
