@@ -26,8 +26,11 @@
 //! the reverse direction the time loop runs from `T - 1` down to 0, so a row's reverse pass
 //! starts at its own last valid step.
 
+use rayon::prelude::*;
+
 use super::CellKind;
 use crate::ops::gemm::{matmul, Mat};
+use crate::ops::packed_gemm::{gemm_packed, PackedB};
 
 /// Sizes and options of one kernel call.
 #[derive(Debug, Clone)]
@@ -147,14 +150,77 @@ pub(crate) fn fast_tanh(x: f32) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Threads: the rows of a batch are independent sequences, so each thread runs the whole time
+// loop for its own rows; there is no synchronisation per step.
+
+/// Minimum rows per thread: below this, splitting costs more than it saves.
+const MIN_ROWS_PER_CHUNK: usize = 4;
+
+/// Row ranges `[bounds[c], bounds[c + 1])`, one per thread.
+fn chunk_bounds(b: usize) -> Vec<usize> {
+    let chunks = rayon::current_num_threads()
+        .min(b.div_ceil(MIN_ROWS_PER_CHUNK))
+        .max(1);
+    (0..=chunks).map(|c| c * b / chunks).collect()
+}
+
+/// Splits `blocks` consecutive `[B, width]` blocks of `buf` by row chunks: `out[c][block]` is
+/// chunk `c`'s rows of that block.
+fn split_rows<'a>(
+    buf: &'a mut [f32],
+    blocks: usize,
+    b: usize,
+    width: usize,
+    bounds: &[usize],
+) -> Vec<Vec<&'a mut [f32]>> {
+    let chunks = bounds.len() - 1;
+    let mut out: Vec<Vec<&'a mut [f32]>> =
+        (0..chunks).map(|_| Vec::with_capacity(blocks)).collect();
+    if b * width == 0 {
+        return out;
+    }
+    for block in buf.chunks_mut(b * width).take(blocks) {
+        let mut rest = block;
+        for (c, part) in out.iter_mut().enumerate() {
+            let (head, tail) =
+                std::mem::take(&mut rest).split_at_mut((bounds[c + 1] - bounds[c]) * width);
+            part.push(head);
+            rest = tail;
+        }
+    }
+    out
+}
+
+/// The recurrent weights packed for the per-step products.
+struct PackedWeights {
+    /// Forward: `W_hh[:k]ᵀ` (`k` = all rows, or `r, z` for the reset-before GRU).
+    hh_t: PackedB,
+    /// Forward, reset-before GRU: `W_hnᵀ`.
+    hn_t: Option<PackedB>,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Forward
+
+/// One thread's rows of the forward's outputs: per-time-step blocks.
+struct ForwardChunk<'a> {
+    r0: usize,
+    rows: usize,
+    /// `T + 2` blocks of `[rows, H]`: outputs, final h, final c.
+    out: Vec<&'a mut [f32]>,
+    /// `T` blocks of `[rows, G·H]` (empty without `save`).
+    acts: Vec<&'a mut [f32]>,
+    /// `T` blocks of `[rows, H]`: `h_{t-1}`.
+    hprev: Vec<&'a mut [f32]>,
+    /// `T` blocks of `[rows, H]`: the kind-specific saved state.
+    extra: Vec<&'a mut [f32]>,
+}
 
 /// Runs the layer over the sequence. Returns the packed output `[T + 2, B, H]` and, with
 /// `save`, the workspace for [`backward`] (empty otherwise).
 pub(crate) fn forward(s: &Spec, inp: &Inputs<'_>, save: bool) -> (Vec<f32>, Vec<f32>) {
     let (t_len, b, h, gh) = (s.t, s.b, s.h, s.gh());
-    let bh = b * h;
-    let mut packed = vec![0f32; (t_len + 2) * bh];
+    let mut packed = vec![0f32; (t_len + 2) * b * h];
     let mut ws = if save {
         vec![0f32; s.workspace_len()]
     } else {
@@ -176,38 +242,98 @@ pub(crate) fn forward(s: &Spec, inp: &Inputs<'_>, save: bool) -> (Vec<f32>, Vec<
         true,
         true,
     );
+    let weights = if s.kind == CellKind::GruResetBefore {
+        PackedWeights {
+            hh_t: PackedB::from_transposed(inp.w_hh, 2 * h, h, h),
+            hn_t: Some(PackedB::from_transposed(&inp.w_hh[2 * h * h..], h, h, h)),
+        }
+    } else {
+        PackedWeights {
+            hh_t: PackedB::from_transposed(inp.w_hh, gh, h, h),
+            hn_t: None,
+        }
+    };
 
-    let mut hs = inp.h0.to_vec(); // [B, H]
-    let mut cs = inp.c0.to_vec(); // [B, H]
-    let mut hp = vec![0f32; b * gh]; // h_{t-1} · W_hhᵀ + b_hh   // [B, G·H]
-    let mut rh = vec![0f32; bh]; // reset-before GRU: r ⊙ h_{t-1}
-    let mut hpn = vec![0f32; bh]; // reset-before GRU: (r ⊙ h_{t-1}) · W_hnᵀ + b_hn
+    let bounds = chunk_bounds(b);
+    let out = split_rows(&mut packed, t_len + 2, b, h, &bounds);
+    let (mut acts, mut hprev, mut extra) = if save {
+        let (a, states) = ws.split_at_mut(t_len * b * gh);
+        let (hp, ex) = states.split_at_mut(t_len * b * h);
+        (
+            split_rows(a, t_len, b, gh, &bounds),
+            split_rows(hp, t_len, b, h, &bounds),
+            split_rows(ex, t_len, b, h, &bounds),
+        )
+    } else {
+        let none = || {
+            (0..bounds.len() - 1)
+                .map(|_| Vec::new())
+                .collect::<Vec<_>>()
+        };
+        (none(), none(), none())
+    };
+    let chunks: Vec<ForwardChunk<'_>> = out
+        .into_iter()
+        .enumerate()
+        .map(|(c, out)| ForwardChunk {
+            r0: bounds[c],
+            rows: bounds[c + 1] - bounds[c],
+            out,
+            acts: std::mem::take(&mut acts[c]),
+            hprev: std::mem::take(&mut hprev[c]),
+            extra: std::mem::take(&mut extra[c]),
+        })
+        .collect();
+    chunks
+        .into_par_iter()
+        .for_each(|chunk| forward_rows(s, inp, &xp, &weights, chunk, save));
+    (packed, ws)
+}
+
+/// The time loop for one chunk of rows.
+fn forward_rows(
+    s: &Spec,
+    inp: &Inputs<'_>,
+    xp: &[f32],
+    weights: &PackedWeights,
+    mut ch: ForwardChunk<'_>,
+    save: bool,
+) {
+    let (t_len, b, h, gh) = (s.t, s.b, s.h, s.gh());
+    let (r0, rows) = (ch.r0, ch.rows);
+    let active = |t: usize, r: usize| s.active(t, r0 + r);
+    let mut hs = inp.h0[r0 * h..(r0 + rows) * h].to_vec(); // [rows, H]
+    let mut cs = inp.c0[r0 * h..(r0 + rows) * h].to_vec(); // [rows, H]
+    let mut hprev = vec![0f32; rows * h];
+    let mut hp = vec![0f32; rows * gh]; // h_{t-1} · W_hhᵀ + b_hh   // [rows, G·H]
+    let mut rh = vec![0f32; rows * h]; // reset-before GRU: r ⊙ h_{t-1}
+    let mut hpn = vec![0f32; rows * h]; // reset-before GRU: (r ⊙ h_{t-1}) · W_hnᵀ + b_hn
     let mut gates = vec![0f32; gh]; // one row's activations
+    let k_hh = if s.kind == CellKind::GruResetBefore {
+        2 * h
+    } else {
+        gh
+    };
 
     for step in 0..t_len {
         let t = s.time(step);
-        let hprev = hs.clone();
-        let cprev = if save && s.kind == CellKind::Lstm {
-            cs.clone()
-        } else {
-            Vec::new()
-        };
-        let rz = if s.kind == CellKind::GruResetBefore {
-            2 * h
-        } else {
-            gh
-        };
-        // hp[:, :rz] = h_{t-1} · W_hh[:rz]ᵀ + b_hh[:rz]
-        for row in hp.chunks_mut(gh) {
-            row[..rz].copy_from_slice(&inp.b_hh[..rz]);
+        hprev.copy_from_slice(&hs);
+        if save {
+            ch.hprev[t].copy_from_slice(&hs);
+            if s.kind == CellKind::Lstm {
+                ch.extra[t].copy_from_slice(&cs);
+            }
         }
-        strided_matmul(b, rz, h, &mut hp, gh, &hprev, h, inp.w_hh, h);
+        // hp[:, :k] = h_{t-1} · W_hh[:k]ᵀ + b_hh[:k]
+        for row in hp.chunks_mut(gh) {
+            row[..k_hh].copy_from_slice(&inp.b_hh[..k_hh]);
+        }
+        gemm_packed(rows, &hprev, h, &weights.hh_t, &mut hp, gh, true);
 
-        let xp_t = &xp[t * b * gh..(t + 1) * b * gh];
-        let out_t = t * bh;
+        let xp_t = &xp[(t * b + r0) * gh..(t * b + r0 + rows) * gh];
         let mut any_active = false;
-        for r in 0..b {
-            if !s.active(t, r) {
+        for r in 0..rows {
+            if !active(t, r) {
                 continue;
             }
             any_active = true;
@@ -272,9 +398,9 @@ pub(crate) fn forward(s: &Spec, inp: &Inputs<'_>, save: bool) -> (Vec<f32>, Vec<
                 }
             }
             if s.kind != CellKind::GruResetBefore {
-                packed[out_t + r * h..out_t + (r + 1) * h].copy_from_slice(hr);
+                ch.out[t][r * h..(r + 1) * h].copy_from_slice(hr);
                 if save {
-                    ws_acts(&mut ws, s, t, r).copy_from_slice(&gates);
+                    ch.acts[t][r * gh..(r + 1) * gh].copy_from_slice(&gates);
                 }
             }
         }
@@ -283,8 +409,10 @@ pub(crate) fn forward(s: &Spec, inp: &Inputs<'_>, save: bool) -> (Vec<f32>, Vec<
             for row in hpn.chunks_mut(h) {
                 row.copy_from_slice(&inp.b_hh[2 * h..]);
             }
-            strided_matmul(b, h, h, &mut hpn, h, &rh, h, &inp.w_hh[2 * h * h..], h);
-            for r in (0..b).filter(|&r| s.active(t, r)) {
+            if let Some(hn_t) = &weights.hn_t {
+                gemm_packed(rows, &rh, h, hn_t, &mut hpn, h, true);
+            }
+            for r in (0..rows).filter(|&r| active(t, r)) {
                 let xpr = &xp_t[r * gh..(r + 1) * gh];
                 gates[..2 * h].copy_from_slice(&hp[r * gh..r * gh + 2 * h]);
                 for j in 0..h {
@@ -296,100 +424,54 @@ pub(crate) fn forward(s: &Spec, inp: &Inputs<'_>, save: bool) -> (Vec<f32>, Vec<
                 for j in 0..h {
                     hr[j] = (1.0 - z[j]) * n[j] + z[j] * hr[j];
                 }
-                packed[out_t + r * h..out_t + (r + 1) * h].copy_from_slice(hr);
+                ch.out[t][r * h..(r + 1) * h].copy_from_slice(hr);
                 if save {
-                    ws_acts(&mut ws, s, t, r).copy_from_slice(&gates);
+                    ch.acts[t][r * gh..(r + 1) * gh].copy_from_slice(&gates);
                 }
             }
         }
         if save {
-            let (hprev_ws, extra_ws) = ws_states(&mut ws, s, t);
-            hprev_ws.copy_from_slice(&hprev);
             match s.kind {
-                CellKind::Lstm => extra_ws.copy_from_slice(&cprev),
                 CellKind::Gru => {
-                    for r in 0..b {
-                        extra_ws[r * h..(r + 1) * h]
+                    for r in 0..rows {
+                        ch.extra[t][r * h..(r + 1) * h]
                             .copy_from_slice(&hp[r * gh + 2 * h..(r + 1) * gh]);
                     }
                 }
-                CellKind::GruResetBefore => extra_ws.copy_from_slice(&rh),
-                CellKind::RnnTanh | CellKind::RnnRelu => {}
+                CellKind::GruResetBefore => ch.extra[t].copy_from_slice(&rh),
+                _ => {}
             }
         }
     }
-    packed[t_len * bh..(t_len + 1) * bh].copy_from_slice(&hs);
+    ch.out[t_len].copy_from_slice(&hs);
     // Cells without a cell state pass c0 through unchanged.
-    packed[(t_len + 1) * bh..].copy_from_slice(&cs);
-    (packed, ws)
-}
-
-/// `dst[m×n]` (row stride `ldd`) `+= a[m×k]` (row-major, stride `lda`) `· w[n×k]ᵀ` (row-major,
-/// stride `ldw`).
-#[allow(clippy::too_many_arguments)]
-fn strided_matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    ldd: usize,
-    a: &[f32],
-    lda: usize,
-    w: &[f32],
-    ldw: usize,
-) {
-    if ldd == n {
-        matmul(
-            m,
-            n,
-            k,
-            dst,
-            Mat::rows(a, lda),
-            Mat::transposed(w, ldw),
-            true,
-            true,
-        );
-    } else {
-        // Rows of dst are strided: compute into a scratch matrix and add.
-        let mut tmp = vec![0f32; m * n];
-        matmul(
-            m,
-            n,
-            k,
-            &mut tmp,
-            Mat::rows(a, lda),
-            Mat::transposed(w, ldw),
-            false,
-            true,
-        );
-        for (row, t) in dst.chunks_mut(ldd).zip(tmp.chunks(n)) {
-            row[..n].iter_mut().zip(t).for_each(|(d, v)| *d += v);
-        }
-    }
-}
-
-fn acts_offset(s: &Spec, t: usize, r: usize) -> usize {
-    (t * s.b + r) * s.gh()
-}
-
-fn ws_acts<'a>(ws: &'a mut [f32], s: &Spec, t: usize, r: usize) -> &'a mut [f32] {
-    let o = acts_offset(s, t, r);
-    &mut ws[o..o + s.gh()]
-}
-
-/// The workspace's `h_{t-1}` and kind-specific `[B, H]` blocks of step `t`.
-fn ws_states<'a>(ws: &'a mut [f32], s: &Spec, t: usize) -> (&'a mut [f32], &'a mut [f32]) {
-    let (tb, bh) = (s.t * s.b, s.b * s.h);
-    let (_, states) = ws.split_at_mut(tb * s.gh());
-    let (hprev, extra) = states.split_at_mut(tb * s.h);
-    (
-        &mut hprev[t * bh..(t + 1) * bh],
-        &mut extra[t * bh..(t + 1) * bh],
-    )
+    ch.out[t_len + 1].copy_from_slice(&cs);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Backward
+
+/// One thread's rows of the backward's outputs.
+struct BackwardChunk<'a> {
+    r0: usize,
+    rows: usize,
+    /// `T` blocks of `[rows, G·H]`.
+    dxp: Vec<&'a mut [f32]>,
+    /// `T` blocks of `[rows, G·H]` (empty when `dHP = dXP`).
+    dhp: Vec<&'a mut [f32]>,
+    /// `[rows, H]`.
+    dh0: &'a mut [f32],
+    /// `[rows, H]`.
+    dc0: &'a mut [f32],
+}
+
+/// The recurrent weights packed for the backward's per-step products.
+struct PackedBackward {
+    /// `W_hh[:k]` (`k` = all rows, or `r, z` for the reset-before GRU): `dHP · W_hh`.
+    hh: PackedB,
+    /// Reset-before GRU: `W_hn`.
+    hn: Option<PackedB>,
+}
 
 /// Gradients of a scalar loss with respect to all inputs, given `dpacked` (`∂L/∂` the packed
 /// output `[T + 2, B, H]`) and the workspace saved by [`forward`].
@@ -404,7 +486,6 @@ fn ws_states<'a>(ws: &'a mut [f32], s: &Spec, t: usize) -> (&'a mut [f32], &'a m
 pub(crate) fn backward(s: &Spec, inp: &Inputs<'_>, ws: &[f32], dpacked: &[f32]) -> Grads {
     let (t_len, b, h, gh, isz) = (s.t, s.b, s.h, s.gh(), s.i);
     let (bh, tb) = (b * h, t_len * b);
-    let acts = &ws[..tb * gh]; // [T, B, G·H]
     let hprev_all = &ws[tb * gh..tb * gh + tb * h]; // [T, B, H]
     let extra_all = &ws[tb * gh + tb * h..]; // [T, B, H]
     let separate_dhp = matches!(s.kind, CellKind::Gru | CellKind::GruResetBefore);
@@ -414,145 +495,42 @@ pub(crate) fn backward(s: &Spec, inp: &Inputs<'_>, ws: &[f32], dpacked: &[f32]) 
     } else {
         Vec::new() // the same as dxp
     };
-    let mut dh = dpacked[t_len * bh..(t_len + 1) * bh].to_vec();
-    let mut dc = dpacked[(t_len + 1) * bh..(t_len + 2) * bh].to_vec();
-    let mut direct = vec![0f32; bh]; // the part of ∂L/∂h_{t-1} that bypasses W_hh
-    let mut dh_new = vec![0f32; bh];
-    let mut drh = vec![0f32; bh]; // reset-before GRU: ∂L/∂(r ⊙ h_{t-1})
-                                  // Rows of W_hh that multiply h_{t-1} itself (reset-before GRU: only r and z).
+    let mut dh0 = vec![0f32; bh];
+    let mut dc0 = vec![0f32; bh];
+    // Rows of W_hh that multiply h_{t-1} itself (reset-before GRU: only r and z).
     let k_hh = if s.kind == CellKind::GruResetBefore {
         2 * h
     } else {
         gh
     };
+    let weights = PackedBackward {
+        hh: PackedB::from_rows(inp.w_hh, k_hh, h, h),
+        hn: (s.kind == CellKind::GruResetBefore)
+            .then(|| PackedB::from_rows(&inp.w_hh[2 * h * h..], h, h, h)),
+    };
 
-    for step in (0..t_len).rev() {
-        let t = s.time(step);
-        let dout = &dpacked[t * bh..(t + 1) * bh];
-        let acts_t = &acts[t * b * gh..(t + 1) * b * gh];
-        let hprev_t = &hprev_all[t * bh..(t + 1) * bh];
-        let extra_t = &extra_all[t * bh..(t + 1) * bh];
-        let dxp_t = &mut dxp[t * b * gh..(t + 1) * b * gh];
-        let dhp_t: &mut [f32] = if separate_dhp {
-            &mut dhp[t * b * gh..(t + 1) * b * gh]
-        } else {
-            &mut []
-        };
-        let mut any_active = false;
-        for r in 0..b {
-            if !s.active(t, r) {
-                continue;
-            }
-            any_active = true;
-            let a = &acts_t[r * gh..(r + 1) * gh];
-            let dxr = &mut dxp_t[r * gh..(r + 1) * gh];
-            let (dhr, dor) = (&dh[r * h..(r + 1) * h], &dout[r * h..(r + 1) * h]);
-            let dir = &mut direct[r * h..(r + 1) * h];
-            match s.kind {
-                CellKind::RnnTanh => {
-                    for j in 0..h {
-                        dxr[j] = (dhr[j] + dor[j]) * (1.0 - a[j] * a[j]);
-                    }
-                }
-                CellKind::RnnRelu => {
-                    for j in 0..h {
-                        let d = dhr[j] + dor[j];
-                        dxr[j] = if a[j] > 0.0 { d } else { 0.0 };
-                    }
-                }
-                CellKind::Lstm => {
-                    let dcr = &mut dc[r * h..(r + 1) * h];
-                    let cp = &extra_t[r * h..(r + 1) * h];
-                    let (i, f, g, o) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
-                    for j in 0..h {
-                        let tc = tanh(f[j] * cp[j] + i[j] * g[j]);
-                        let d = dhr[j] + dor[j];
-                        let dct = dcr[j] + d * o[j] * (1.0 - tc * tc);
-                        dxr[j] = dct * g[j] * i[j] * (1.0 - i[j]);
-                        dxr[h + j] = dct * cp[j] * f[j] * (1.0 - f[j]);
-                        dxr[2 * h + j] = dct * i[j] * (1.0 - g[j] * g[j]);
-                        dxr[3 * h + j] = d * tc * o[j] * (1.0 - o[j]);
-                        dcr[j] = dct * f[j];
-                    }
-                }
-                CellKind::Gru | CellKind::GruResetBefore => {
-                    let dhr_p = &mut dhp_t[r * gh..(r + 1) * gh];
-                    let hp = &hprev_t[r * h..(r + 1) * h];
-                    let (rg, z, n) = (&a[..h], &a[h..2 * h], &a[2 * h..]);
-                    for j in 0..h {
-                        let d = dhr[j] + dor[j];
-                        let dn = d * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
-                        let dz = d * (hp[j] - n[j]) * z[j] * (1.0 - z[j]);
-                        dxr[h + j] = dz;
-                        dxr[2 * h + j] = dn;
-                        dhr_p[h + j] = dz;
-                        dir[j] = d * z[j];
-                        if s.kind == CellKind::Gru {
-                            let dr = dn * extra_t[r * h + j] * rg[j] * (1.0 - rg[j]);
-                            dxr[j] = dr;
-                            dhr_p[j] = dr;
-                            dhr_p[2 * h + j] = dn * rg[j];
-                        } else {
-                            // dr needs (dn · W_hn), computed for all rows below.
-                            dhr_p[2 * h + j] = dn;
-                        }
-                    }
-                }
-            }
-        }
-        if s.kind == CellKind::GruResetBefore && any_active {
-            // drh = dHP_n · W_hn   // [B, H]
-            matmul(
-                b,
-                h,
-                h,
-                &mut drh,
-                Mat {
-                    data: &dhp_t[2 * h..],
-                    rs: gh as isize,
-                    cs: 1,
-                },
-                Mat::rows(&inp.w_hh[2 * h * h..], h),
-                false,
-                true,
-            );
-            for r in (0..b).filter(|&r| s.active(t, r)) {
-                let rg = &acts_t[r * gh..r * gh + h];
-                let hp = &hprev_t[r * h..(r + 1) * h];
-                for j in 0..h {
-                    let d = drh[r * h + j];
-                    let dr = d * hp[j] * rg[j] * (1.0 - rg[j]);
-                    dxp_t[r * gh + j] = dr;
-                    dhp_t[r * gh + j] = dr;
-                    direct[r * h + j] += d * rg[j];
-                }
-            }
-        }
-        // ∂L/∂h_{t-1} = dHP_t[:, :k] · W_hh[:k] + direct   // [B, H]
-        let dhp_view: &[f32] = if separate_dhp { dhp_t } else { dxp_t };
-        matmul(
-            b,
-            h,
-            k_hh,
-            &mut dh_new,
-            Mat::rows(dhp_view, gh),
-            Mat::rows(inp.w_hh, h),
-            false,
-            true,
-        );
-        for r in 0..b {
-            let row = r * h..(r + 1) * h;
-            if s.active(t, r) {
-                for j in row {
-                    dh_new[j] += direct[j];
-                }
-            } else {
-                // A padded step: the state passed through unchanged, so does its gradient.
-                dh_new[row.clone()].copy_from_slice(&dh[row]);
-            }
-        }
-        std::mem::swap(&mut dh, &mut dh_new);
-    }
+    let bounds = chunk_bounds(b);
+    let mut dxp_parts = split_rows(&mut dxp, t_len, b, gh, &bounds);
+    let mut dhp_parts = if separate_dhp {
+        split_rows(&mut dhp, t_len, b, gh, &bounds)
+    } else {
+        (0..bounds.len() - 1).map(|_| Vec::new()).collect()
+    };
+    let mut dh0_parts = split_rows(&mut dh0, 1, b, h, &bounds);
+    let mut dc0_parts = split_rows(&mut dc0, 1, b, h, &bounds);
+    let chunks: Vec<BackwardChunk<'_>> = (0..bounds.len() - 1)
+        .map(|c| BackwardChunk {
+            r0: bounds[c],
+            rows: bounds[c + 1] - bounds[c],
+            dxp: std::mem::take(&mut dxp_parts[c]),
+            dhp: std::mem::take(&mut dhp_parts[c]),
+            dh0: dh0_parts[c].pop().unwrap_or_default(),
+            dc0: dc0_parts[c].pop().unwrap_or_default(),
+        })
+        .collect();
+    chunks
+        .into_par_iter()
+        .for_each(|chunk| backward_rows(s, ws, dpacked, &weights, chunk));
 
     let dhp_all: &[f32] = if separate_dhp { &dhp } else { &dxp };
     // ∂L/∂X = dXP · W_ih   // [T·B, I]
@@ -620,9 +598,153 @@ pub(crate) fn backward(s: &Spec, inp: &Inputs<'_>, ws: &[f32], dpacked: &[f32]) 
         w_hh: dw_hh,
         b_ih: column_sums(&dxp),
         b_hh: column_sums(dhp_all),
-        h0: dh,
-        c0: dc,
+        h0: dh0,
+        c0: dc0,
     }
+}
+
+/// The backward time loop for one chunk of rows.
+fn backward_rows(
+    s: &Spec,
+    ws: &[f32],
+    dpacked: &[f32],
+    weights: &PackedBackward,
+    mut ch: BackwardChunk<'_>,
+) {
+    let (t_len, b, h, gh) = (s.t, s.b, s.h, s.gh());
+    let (r0, rows) = (ch.r0, ch.rows);
+    let (rh, tb) = (rows * h, t_len * b);
+    let active = |t: usize, r: usize| s.active(t, r0 + r);
+    let acts = &ws[..tb * gh]; // [T, B, G·H]
+    let hprev_all = &ws[tb * gh..tb * gh + tb * h]; // [T, B, H]
+    let extra_all = &ws[tb * gh + tb * h..]; // [T, B, H]
+                                             // Chunk's rows of time block t of a [·, B, width] array.
+    let block = |t: usize, width: usize| (t * b + r0) * width..(t * b + r0 + rows) * width;
+    let separate_dhp = !ch.dhp.is_empty();
+    let mut dh = dpacked[block(t_len, h)].to_vec();
+    let mut dc = dpacked[block(t_len + 1, h)].to_vec();
+    let mut direct = vec![0f32; rh]; // the part of ∂L/∂h_{t-1} that bypasses W_hh
+    let mut dh_new = vec![0f32; rh];
+    let mut drh = vec![0f32; rh]; // reset-before GRU: ∂L/∂(r ⊙ h_{t-1})
+
+    for step in (0..t_len).rev() {
+        let t = s.time(step);
+        let dout = &dpacked[block(t, h)];
+        let acts_t = &acts[block(t, gh)];
+        let hprev_t = &hprev_all[block(t, h)];
+        let extra_t = &extra_all[block(t, h)];
+        let (dxp_part, dhp_part) = (&mut ch.dxp, &mut ch.dhp);
+        let dxp_t: &mut [f32] = &mut dxp_part[t];
+        let dhp_t: &mut [f32] = if separate_dhp {
+            &mut dhp_part[t]
+        } else {
+            &mut []
+        };
+        let mut any_active = false;
+        for r in 0..rows {
+            if !active(t, r) {
+                continue;
+            }
+            any_active = true;
+            let a = &acts_t[r * gh..(r + 1) * gh];
+            let dxr = &mut dxp_t[r * gh..(r + 1) * gh];
+            let (dhr, dor) = (&dh[r * h..(r + 1) * h], &dout[r * h..(r + 1) * h]);
+            let dir = &mut direct[r * h..(r + 1) * h];
+            match s.kind {
+                CellKind::RnnTanh => {
+                    for j in 0..h {
+                        dxr[j] = (dhr[j] + dor[j]) * (1.0 - a[j] * a[j]);
+                    }
+                }
+                CellKind::RnnRelu => {
+                    for j in 0..h {
+                        let d = dhr[j] + dor[j];
+                        dxr[j] = if a[j] > 0.0 { d } else { 0.0 };
+                    }
+                }
+                CellKind::Lstm => {
+                    let dcr = &mut dc[r * h..(r + 1) * h];
+                    let cp = &extra_t[r * h..(r + 1) * h];
+                    let (i, f, g, o) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
+                    let (di, rest) = dxr.split_at_mut(h);
+                    let (df, rest) = rest.split_at_mut(h);
+                    let (dg, d_o) = rest.split_at_mut(h);
+                    // tanh(c_t), recomputed exactly as the forward did, into d_o for now.
+                    for j in 0..h {
+                        d_o[j] = f[j] * cp[j] + i[j] * g[j];
+                    }
+                    tanh_in_place(d_o);
+                    for j in 0..h {
+                        let tc = d_o[j];
+                        let d = dhr[j] + dor[j];
+                        let dct = dcr[j] + d * o[j] * (1.0 - tc * tc);
+                        di[j] = dct * g[j] * i[j] * (1.0 - i[j]);
+                        df[j] = dct * cp[j] * f[j] * (1.0 - f[j]);
+                        dg[j] = dct * i[j] * (1.0 - g[j] * g[j]);
+                        d_o[j] = d * tc * o[j] * (1.0 - o[j]);
+                        dcr[j] = dct * f[j];
+                    }
+                }
+                CellKind::Gru | CellKind::GruResetBefore => {
+                    let dhr_p = &mut dhp_t[r * gh..(r + 1) * gh];
+                    let hp = &hprev_t[r * h..(r + 1) * h];
+                    let (rg, z, n) = (&a[..h], &a[h..2 * h], &a[2 * h..]);
+                    for j in 0..h {
+                        let d = dhr[j] + dor[j];
+                        let dn = d * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
+                        let dz = d * (hp[j] - n[j]) * z[j] * (1.0 - z[j]);
+                        dxr[h + j] = dz;
+                        dxr[2 * h + j] = dn;
+                        dhr_p[h + j] = dz;
+                        dir[j] = d * z[j];
+                        if s.kind == CellKind::Gru {
+                            let dr = dn * extra_t[r * h + j] * rg[j] * (1.0 - rg[j]);
+                            dxr[j] = dr;
+                            dhr_p[j] = dr;
+                            dhr_p[2 * h + j] = dn * rg[j];
+                        } else {
+                            // dr needs (dn · W_hn), computed for all rows below.
+                            dhr_p[2 * h + j] = dn;
+                        }
+                    }
+                }
+            }
+        }
+        if let (Some(hn), true) = (&weights.hn, any_active) {
+            // drh = dHP_n · W_hn   // [rows, H]
+            gemm_packed(rows, &dhp_t[2 * h..], gh, hn, &mut drh, h, false);
+            for r in (0..rows).filter(|&r| active(t, r)) {
+                let rg = &acts_t[r * gh..r * gh + h];
+                let hp = &hprev_t[r * h..(r + 1) * h];
+                for j in 0..h {
+                    let d = drh[r * h + j];
+                    let dr = d * hp[j] * rg[j] * (1.0 - rg[j]);
+                    dxp_t[r * gh + j] = dr;
+                    dhp_t[r * gh + j] = dr;
+                    direct[r * h + j] += d * rg[j];
+                }
+            }
+        }
+        // ∂L/∂h_{t-1} = dHP_t[:, :k] · W_hh[:k] + direct   // [rows, H]
+        let dhp_view: &[f32] = if separate_dhp { dhp_t } else { dxp_t };
+        gemm_packed(rows, dhp_view, gh, &weights.hh, &mut dh_new, h, false);
+        for r in 0..rows {
+            let row = r * h..(r + 1) * h;
+            if active(t, r) {
+                if separate_dhp {
+                    for j in row {
+                        dh_new[j] += direct[j];
+                    }
+                }
+            } else {
+                // A padded step: the state passed through unchanged, so does its gradient.
+                dh_new[row.clone()].copy_from_slice(&dh[row]);
+            }
+        }
+        std::mem::swap(&mut dh, &mut dh_new);
+    }
+    ch.dh0.copy_from_slice(&dh);
+    ch.dc0.copy_from_slice(&dc);
 }
 
 #[cfg(test)]
