@@ -634,9 +634,9 @@ fn backward_rows(
         let hprev_t = &hprev_all[block(t, h)];
         let extra_t = &extra_all[block(t, h)];
         let (dxp_part, dhp_part) = (&mut ch.dxp, &mut ch.dhp);
-        let dxp_t: &mut [f32] = &mut dxp_part[t];
+        let dxp_t: &mut [f32] = dxp_part[t];
         let dhp_t: &mut [f32] = if separate_dhp {
-            &mut dhp_part[t]
+            dhp_part[t]
         } else {
             &mut []
         };
