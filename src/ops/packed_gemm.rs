@@ -5,10 +5,18 @@
 //! registers. The general-purpose `gemm` crate re-packs `B` on every call, which for these
 //! shapes costs as much as the arithmetic.
 
+thread_local! {
+    /// Each thread's buffer for packed tiles of A, kept between calls (a fresh large buffer per
+    /// call costs page faults).
+    static APACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Columns per panel: two AVX registers of f32.
 const NR: usize = 16;
 /// Rows of `C` per micro-kernel call.
 const MR: usize = 6;
+/// Depth of one pass over the panels (k-blocking for L1).
+const KC: usize = 128;
 
 /// `B` (`k × n`) packed into `ceil(n / 16)` panels of `k × 16` values (zero-padded).
 pub(crate) struct PackedB {
@@ -18,16 +26,24 @@ pub(crate) struct PackedB {
 }
 
 impl PackedB {
-    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Self {
+        use rayon::prelude::*;
         let np = n.div_ceil(NR);
         let mut panels = vec![0f32; np * k * NR];
-        for p in 0..np {
-            let panel = &mut panels[p * k * NR..(p + 1) * k * NR];
+        if np == 0 || k == 0 {
+            return PackedB { k, n, panels };
+        }
+        let fill = |(p, panel): (usize, &mut [f32])| {
             for kk in 0..k {
                 for j in 0..NR.min(n - p * NR) {
                     panel[kk * NR + j] = at(kk, p * NR + j);
                 }
             }
+        };
+        if k * n >= 1 << 18 {
+            panels.par_chunks_mut(k * NR).enumerate().for_each(fill);
+        } else {
+            panels.chunks_mut(k * NR).enumerate().for_each(fill);
         }
         PackedB { k, n, panels }
     }
@@ -53,35 +69,177 @@ pub(crate) fn gemm_packed(
     ldc: usize,
     accumulate: bool,
 ) {
+    gemm_packed_strided(m, a, [lda, 1], b, c, ldc, accumulate);
+}
+
+/// [`gemm_packed`] with `A[i, kk] = a[i · strides[0] + kk · strides[1]]` (so `Aᵀ` of a row-major
+/// matrix is `[1, cols]`).
+pub(crate) fn gemm_packed_strided(
+    m: usize,
+    a: &[f32],
+    strides: [usize; 2],
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     let (k, n) = (b.k, b.n);
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 {
+        if !accumulate {
+            for row in c.chunks_mut(ldc).take(m) {
+                row[..n].fill(0.0);
+            }
+        }
+        return;
+    }
     assert!(
-        (m - 1) * lda + k <= a.len() && (m - 1) * ldc + n <= c.len(),
+        (m - 1) * strides[0] + (k - 1) * strides[1] < a.len() && (m - 1) * ldc + n <= c.len(),
         "gemm_packed: operand outside its slice"
     );
     #[cfg(target_arch = "x86_64")]
-    if avx2() {
-        // SAFETY: the CPU has AVX2 and FMA (checked at run time); the assert above keeps every
+    if avx512() {
+        // SAFETY: the CPU has AVX-512F (checked at run time); the assert above keeps every
         // access of a and c in bounds, and panels hold k·16 values each.
-        unsafe { gemm_avx2(m, a, lda, b, c, ldc, accumulate) };
+        unsafe { gemm_avx512(m, a, strides, b, c, ldc, accumulate) };
         return;
     }
-    gemm_portable(m, a, lda, b, c, ldc, accumulate);
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: as above, for AVX2 and FMA.
+        unsafe { gemm_avx2(m, a, strides, b, c, ldc, accumulate) };
+        return;
+    }
+    gemm_portable(m, a, strides, b, c, ldc, accumulate);
 }
 
+/// Whether the CPU has AVX2 and FMA (checked once).
 #[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
+pub(crate) fn avx2() -> bool {
     use std::sync::OnceLock;
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
+/// Whether the CPU has AVX-512F (checked once); `DEEPNET_NO_AVX512=1` turns it off, to
+/// compare.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx512() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && !std::env::var("DEEPNET_NO_AVX512").is_ok_and(|v| v == "1")
+    })
+}
+
+/// Rows per AVX-512 micro-tile: one 16-lane register per row of the tile.
+#[cfg(target_arch = "x86_64")]
+const MR512: usize = 8;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_avx512(
+    m: usize,
+    a: &[f32],
+    strides: [usize; 2],
+    b: &PackedB,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (k, n) = (b.k, b.n);
+    let tiles = m.div_ceil(MR512);
+    // All of A's row tiles for one k block, packed; then panel by panel, so that a block of
+    // the panel stays in L1 across the row tiles.
+    APACK.with_borrow_mut(|apack| {
+        apack.resize(tiles * KC * MR512, 0.0);
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            let acc = accumulate || k0 > 0;
+            for t in 0..tiles {
+                let i = t * MR512;
+                let rows = MR512.min(m - i);
+                let buf = &mut apack[t * KC * MR512..(t + 1) * KC * MR512];
+                pack_a::<MR512>(a, strides, i, rows, k0, kc, buf);
+            }
+            let st = [1, MR512];
+            for p in 0..n.div_ceil(NR) {
+                let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
+                let cols = NR.min(n - p * NR);
+                for t in 0..tiles {
+                    let i = t * MR512;
+                    let rows = MR512.min(m - i);
+                    let a_ptr = apack.as_ptr().add(t * KC * MR512);
+                    let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
+                    match rows {
+                        8 => tile512::<8>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        7 => tile512::<7>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        6 => tile512::<6>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        5 => tile512::<5>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        4 => tile512::<4>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        3 => tile512::<3>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        2 => tile512::<2>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        _ => tile512::<1>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                    }
+                }
+            }
+            k0 += kc;
+        }
+    });
+}
+
+/// One `R × 16` tile of `C` in `R` 16-lane accumulators: one panel load and `R` broadcasts per
+/// `k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn tile512<const R: usize>(
+    k: usize,
+    a: *const f32,
+    strides: [usize; 2],
+    panel: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); R];
+    for kk in 0..k {
+        let bv = _mm512_loadu_ps(panel.add(kk * NR));
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
+            *acc_r = _mm512_fmadd_ps(av, bv, *acc_r);
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        let dst = c.add(r * ldc);
+        if cols == NR {
+            let mut v = *acc_r;
+            if accumulate {
+                v = _mm512_add_ps(v, _mm512_loadu_ps(dst));
+            }
+            _mm512_storeu_ps(dst, v);
+        } else {
+            let mut tmp = [0f32; NR];
+            _mm512_storeu_ps(tmp.as_mut_ptr(), *acc_r);
+            for (j, v) in tmp.iter().enumerate().take(cols) {
+                let d = dst.add(j);
+                *d = if accumulate { *d + v } else { *v };
+            }
+        }
+    }
+}
+
 fn gemm_portable(
     m: usize,
     a: &[f32],
-    lda: usize,
+    strides: [usize; 2],
     b: &PackedB,
     c: &mut [f32],
     ldc: usize,
@@ -94,7 +252,7 @@ fn gemm_portable(
         for i in 0..m {
             let mut acc = [0f32; NR];
             for kk in 0..k {
-                let av = a[i * lda + kk];
+                let av = a[i * strides[0] + kk * strides[1]];
                 for (x, bv) in acc.iter_mut().zip(&panel[kk * NR..(kk + 1) * NR]) {
                     *x += av * bv;
                 }
@@ -112,30 +270,86 @@ fn gemm_portable(
 unsafe fn gemm_avx2(
     m: usize,
     a: &[f32],
-    lda: usize,
+    strides: [usize; 2],
     b: &PackedB,
     c: &mut [f32],
     ldc: usize,
     accumulate: bool,
 ) {
     let (k, n) = (b.k, b.n);
-    for p in 0..n.div_ceil(NR) {
-        let panel = b.panels.as_ptr().add(p * k * NR);
-        let cols = NR.min(n - p * NR);
-        let mut i = 0;
-        while i < m {
-            let rows = MR.min(m - i);
-            let a_ptr = a.as_ptr().add(i * lda);
-            let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
-            match rows {
-                6 => tile::<6>(k, a_ptr, lda, panel, c_ptr, ldc, cols, accumulate),
-                5 => tile::<5>(k, a_ptr, lda, panel, c_ptr, ldc, cols, accumulate),
-                4 => tile::<4>(k, a_ptr, lda, panel, c_ptr, ldc, cols, accumulate),
-                3 => tile::<3>(k, a_ptr, lda, panel, c_ptr, ldc, cols, accumulate),
-                2 => tile::<2>(k, a_ptr, lda, panel, c_ptr, ldc, cols, accumulate),
-                _ => tile::<1>(k, a_ptr, lda, panel, c_ptr, ldc, cols, accumulate),
+    let tiles = m.div_ceil(MR);
+    // All of A's row tiles for one k block, packed; then panel by panel, so that a block of
+    // the panel stays in L1 across the row tiles.
+    APACK.with_borrow_mut(|apack| {
+        apack.resize(tiles * KC * MR, 0.0);
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            let acc = accumulate || k0 > 0;
+            for t in 0..tiles {
+                let i = t * MR;
+                let rows = MR.min(m - i);
+                let buf = &mut apack[t * KC * MR..(t + 1) * KC * MR];
+                pack_a::<MR>(a, strides, i, rows, k0, kc, buf);
             }
-            i += rows;
+            let st = [1, MR];
+            for p in 0..n.div_ceil(NR) {
+                let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
+                let cols = NR.min(n - p * NR);
+                for t in 0..tiles {
+                    let i = t * MR;
+                    let rows = MR.min(m - i);
+                    let a_ptr = apack.as_ptr().add(t * KC * MR);
+                    let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
+                    match rows {
+                        6 => tile::<6>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        5 => tile::<5>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        4 => tile::<4>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        3 => tile::<3>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        2 => tile::<2>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                        _ => tile::<1>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                    }
+                }
+            }
+            k0 += kc;
+        }
+    });
+}
+
+/// Copies `A[i0 .. i0 + rows, k0 .. k0 + kc]` into `out` as `out[kk · mr + r]`, so the
+/// micro-kernel's broadcasts read consecutive memory whatever A's strides (a transposed A would
+/// otherwise touch a new cache line and page at every `kk`).
+#[inline(always)]
+fn pack_a<const MRC: usize>(
+    a: &[f32],
+    strides: [usize; 2],
+    i0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut [f32],
+) {
+    let mr = MRC;
+    if strides[0] == 1 && rows == MRC {
+        // A fixed-size copy per k: a register move, not a memmove call.
+        for kk in 0..kc {
+            let src = (k0 + kk) * strides[1] + i0;
+            let row: &[f32; MRC] = a[src..src + MRC].try_into().expect("MRC values");
+            out[kk * MRC..(kk + 1) * MRC].copy_from_slice(row);
+        }
+    } else if strides[0] == 1 {
+        for kk in 0..kc {
+            let src = (k0 + kk) * strides[1] + i0;
+            for r in 0..rows {
+                out[kk * mr + r] = a[src + r];
+            }
+        }
+    } else {
+        for r in 0..rows {
+            let row = (i0 + r) * strides[0];
+            for kk in 0..kc {
+                out[kk * mr + r] = a[row + (k0 + kk) * strides[1]];
+            }
         }
     }
 }
@@ -148,7 +362,7 @@ unsafe fn gemm_avx2(
 unsafe fn tile<const R: usize>(
     k: usize,
     a: *const f32,
-    lda: usize,
+    strides: [usize; 2],
     panel: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -161,7 +375,7 @@ unsafe fn tile<const R: usize>(
         let b0 = _mm256_loadu_ps(panel.add(kk * NR));
         let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
         for (r, acc_r) in acc.iter_mut().enumerate() {
-            let av = _mm256_set1_ps(*a.add(r * lda + kk));
+            let av = _mm256_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
             acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
             acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
         }
@@ -192,10 +406,32 @@ unsafe fn tile<const R: usize>(
 mod tests {
     use super::*;
 
+    type Impl = fn(usize, &[f32], [usize; 2], &PackedB, &mut [f32], usize, bool);
+
+    /// Every implementation this CPU can run: the portable loop, AVX2, AVX-512.
+    fn implementations() -> Vec<(&'static str, Impl)> {
+        let mut v: Vec<(&'static str, Impl)> = vec![("portable", gemm_portable)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2() {
+                // SAFETY (of the calls): only listed when the CPU has the features.
+                v.push(("avx2", |m, a, st, b, c, ldc, acc| unsafe {
+                    gemm_avx2(m, a, st, b, c, ldc, acc)
+                }));
+            }
+            if is_x86_feature_detected!("avx512f") {
+                v.push(("avx512", |m, a, st, b, c, ldc, acc| unsafe {
+                    gemm_avx512(m, a, st, b, c, ldc, acc)
+                }));
+            }
+        }
+        v
+    }
+
     #[test]
     fn matches_a_naive_product() {
-        // Odd sizes: partial row tiles and a partial last panel.
-        for (m, k, n) in [(1, 1, 1), (7, 5, 17), (16, 64, 256), (13, 33, 40)] {
+        // Odd sizes: partial row tiles, a partial last panel, several k blocks.
+        for (m, k, n) in [(1, 1, 1), (7, 5, 17), (16, 64, 256), (13, 300, 40)] {
             let a: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
                 .collect();
@@ -210,42 +446,83 @@ mod tests {
                     want[i * n + j] += s;
                 }
             }
-            // B = Wᵀ, accumulating.
-            let mut c = c0.clone();
-            gemm_packed(
-                m,
-                &a,
-                k,
-                &PackedB::from_transposed(&w, n, k, k),
-                &mut c,
-                n,
-                true,
-            );
-            let worst = c
-                .iter()
-                .zip(&want)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-4, "{m}x{k}x{n}: {worst}");
-            // The same B given row-major, overwriting.
+            let at: Vec<f32> = (0..m * k).map(|i| a[(i % m) * k + i / m]).collect(); // Aᵀ
             let b_rows: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
-            let mut c = vec![9f32; m * n];
-            gemm_packed(
-                m,
-                &a,
-                k,
-                &PackedB::from_rows(&b_rows, k, n, n),
-                &mut c,
-                n,
-                false,
+            for (name, f) in implementations() {
+                let what = format!("{name} {m}x{k}x{n}");
+                // B = Wᵀ, accumulating.
+                let mut c = c0.clone();
+                f(
+                    m,
+                    &a,
+                    [k, 1],
+                    &PackedB::from_transposed(&w, n, k, k),
+                    &mut c,
+                    n,
+                    true,
+                );
+                let worst = c
+                    .iter()
+                    .zip(&want)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "{what}: {worst}");
+                // The same B given row-major, A given transposed, overwriting.
+                let mut c = vec![9f32; m * n];
+                f(
+                    m,
+                    &at,
+                    [1, m],
+                    &PackedB::from_rows(&b_rows, k, n, n),
+                    &mut c,
+                    n,
+                    false,
+                );
+                let worst = c
+                    .iter()
+                    .zip(&want)
+                    .zip(&c0)
+                    .map(|((x, y), z)| (x - (y - z)).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "{what} (rows, Aᵀ): {worst}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// `cargo test --release --lib packed_gemm_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a timing, not a check"]
+    fn packed_gemm_speed() {
+        for (m, k, n) in [
+            (16, 256, 1024),
+            (16, 1024, 256),
+            (16, 64, 256),
+            (16, 256, 64),
+        ] {
+            let a = vec![0.5f32; m * k];
+            let w = vec![0.25f32; n * k];
+            let b = PackedB::from_transposed(&w, n, k, k);
+            let mut c = vec![0f32; m * n];
+            let reps = 500;
+            // The best of 9 runs: this machine is noisy.
+            let best = (0..9)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    for _ in 0..reps {
+                        gemm_packed(m, &a, k, &b, &mut c, n, false);
+                    }
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::MAX, f64::min);
+            println!(
+                "{m}x{k}x{n}: {:.1} GFLOP/s",
+                2.0 * (m * k * n * reps) as f64 / best / 1e9
             );
-            let worst = c
-                .iter()
-                .zip(&want)
-                .zip(&c0)
-                .map(|((x, y), z)| (x - (y - z)).abs())
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-4, "{m}x{k}x{n} rows: {worst}");
         }
     }
 }

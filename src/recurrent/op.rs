@@ -48,6 +48,7 @@ pub trait RecurrentOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// Gradients `(x, w_ih, w_hh, b_ih, b_hh, h0, c0)` for the packed output's gradient `grad`.
+    /// With `need_x_grad` false, a one-element tensor stands in for `∂L/∂x`.
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn recurrent_backward(
         x: FloatTensor<Self>,
@@ -60,6 +61,7 @@ pub trait RecurrentOps: Backend {
         kind: usize,
         reverse: bool,
         lengths: Vec<usize>,
+        need_x_grad: bool,
     ) -> (
         FloatTensor<Self>,
         FloatTensor<Self>,
@@ -143,6 +145,7 @@ impl RecurrentOps for Flex {
         kind: usize,
         reverse: bool,
         lengths: Vec<usize>,
+        need_x_grad: bool,
     ) -> (
         FloatTensor<Self>,
         FloatTensor<Self>,
@@ -165,10 +168,20 @@ impl RecurrentOps for Flex {
             h0: h0.storage(),
             c0: c0.storage(),
         };
-        let g = kernel::backward(&s, &inputs, workspace.storage(), grad.storage());
+        let g = kernel::backward(
+            &s,
+            &inputs,
+            workspace.storage(),
+            grad.storage(),
+            need_x_grad,
+        );
         let gh = w_hh_shape[0];
         (
-            flex(g.x, x_shape),
+            if need_x_grad {
+                flex(g.x, x_shape)
+            } else {
+                flex(vec![0.0], [1])
+            },
             flex(g.w_ih, w_ih_shape),
             flex(g.w_hh, w_hh_shape),
             flex(g.b_ih, [gh]),
@@ -213,8 +226,10 @@ impl<B: Backend + RecurrentOps, C: CheckpointStrategy> RecurrentOps for Autodiff
             ) {
                 let grad = grads.consume::<B>(&ops.node);
                 let ([x, w_ih, w_hh, h0, c0, ws], kind, reverse, lengths) = ops.state;
-                let (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0) =
-                    B::recurrent_backward(x, w_ih, w_hh, h0, c0, ws, grad, kind, reverse, lengths);
+                let need_x = ops.parents[0].is_some();
+                let (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0) = B::recurrent_backward(
+                    x, w_ih, w_hh, h0, c0, ws, grad, kind, reverse, lengths, need_x,
+                );
                 for (node, g) in ops
                     .parents
                     .into_iter()
@@ -290,6 +305,7 @@ impl<B: Backend + RecurrentOps, C: CheckpointStrategy> RecurrentOps for Autodiff
         _kind: usize,
         _reverse: bool,
         _lengths: Vec<usize>,
+        _need_x_grad: bool,
     ) -> (
         FloatTensor<Self>,
         FloatTensor<Self>,
