@@ -550,3 +550,107 @@ fn truncated_bptt_carries_state_and_cuts_gradients() {
         .into_scalar::<f32>();
     assert!(first > 0.0, "full BPTT reaches step 0");
 }
+
+/// batch_first only changes the layout: the same weights give the transposed results.
+#[test]
+fn batch_first_is_the_transposed_layout() {
+    let device = Device::flex();
+    let tf = GruConfig::new(3, 4)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .init(&device);
+    let bf = GruConfig::new(3, 4)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .with_batch_first(true)
+        .init(&device)
+        .load_torch(&tf.torch_state_dict())
+        .unwrap();
+    let x = Tensor::<3>::random([5, 2, 3], burn::tensor::Distribution::Default, &device);
+    let lengths = [5, 3];
+    let (a, ha) = tf
+        .forward_with(x.clone(), Some(&lengths), None, Implementation::Auto)
+        .unwrap();
+    let (b, hb) = bf
+        .forward_with(
+            x.swap_dims(0, 1),
+            Some(&lengths),
+            None,
+            Implementation::Auto,
+        )
+        .unwrap();
+    assert_eq!(b.dims(), [2, 5, 8]);
+    let d = (a - b.swap_dims(0, 1)).abs().max().into_scalar::<f32>();
+    assert!(d < 1e-6, "outputs differ by {d}");
+    let d = (ha - hb).abs().max().into_scalar::<f32>();
+    assert!(d < 1e-6, "states differ by {d}");
+}
+
+/// Dropout between layers acts in training (autodiff device) and not in inference, and never
+/// after the last layer.
+#[test]
+fn dropout_between_layers_only_in_training() {
+    let train = Device::flex().autodiff();
+    let config = LstmConfig::new(3, 16).with_num_layers(2).with_dropout(0.5);
+    let with = config.init(&train);
+    let without = LstmConfig::new(3, 16)
+        .with_num_layers(2)
+        .init(&train)
+        .load_torch(&with.torch_state_dict())
+        .unwrap();
+    let x = Tensor::<3>::random([6, 4, 3], burn::tensor::Distribution::Default, &train);
+    let (a, _) = with.forward(x.clone(), None).unwrap();
+    let (b, _) = without.forward(x.clone(), None).unwrap();
+    let d = (a - b).abs().max().into_scalar::<f32>();
+    assert!(d > 1e-3, "dropout had no effect in training ({d})");
+    // One layer: nothing between layers, so nothing dropped.
+    let one = LstmConfig::new(3, 16).with_dropout(0.5).init(&train);
+    let (a, _) = one.forward(x.clone(), None).unwrap();
+    let (b, _) = one.forward(x.clone(), None).unwrap();
+    assert_eq!(
+        a.into_data().try_to_vec::<f32>().unwrap(),
+        b.into_data().try_to_vec::<f32>().unwrap()
+    );
+    // Inference (no autodiff): deterministic and equal to no dropout.
+    let infer = Device::flex();
+    let dict = with.torch_state_dict();
+    let with = config.init(&infer).load_torch(&dict).unwrap();
+    let without = LstmConfig::new(3, 16)
+        .with_num_layers(2)
+        .init(&infer)
+        .load_torch(&dict)
+        .unwrap();
+    let x = Tensor::<3>::from_data(x.into_data(), &infer);
+    let (a, _) = with.forward(x.clone(), None).unwrap();
+    let (b, _) = without.forward(x, None).unwrap();
+    let d = (a - b).abs().max().into_scalar::<f32>();
+    assert!(d < 1e-6, "dropout acted in inference ({d})");
+}
+
+#[test]
+fn conv_lstm_bad_inputs_are_clear_errors() {
+    use deepnet::recurrent::{ConvLstmConfig, ConvLstmState};
+    let device = Device::flex();
+    let model = ConvLstmConfig::new(2, 3, 3)
+        .with_peepholes(Some([5, 5]))
+        .init(&device);
+    let msg = error_of(model.forward(Tensor::zeros([1, 2, 4, 5, 5], &device), None));
+    assert!(
+        msg.contains("4 channels") && msg.contains("expects 2"),
+        "{msg}"
+    );
+    let msg = error_of(model.forward(Tensor::zeros([1, 2, 2, 6, 6], &device), None));
+    assert!(msg.contains("6x6") && msg.contains("5x5"), "{msg}");
+    let bad = ConvLstmState {
+        h: Tensor::zeros([1, 1, 3, 4, 5], &device),
+        c: Tensor::zeros([1, 1, 3, 5, 5], &device),
+    };
+    let msg = error_of(model.forward(Tensor::zeros([1, 2, 2, 5, 5], &device), Some(bad)));
+    assert!(
+        msg.contains("h0") && msg.contains("[1, 1, 3, 5, 5]"),
+        "{msg}"
+    );
+    let even = ConvLstmConfig::new(2, 3, 4).init(&device);
+    let msg = error_of(even.forward(Tensor::zeros([1, 2, 2, 5, 5], &device), None));
+    assert!(msg.contains("even"), "{msg}");
+}

@@ -6,7 +6,7 @@
 pub mod conv;
 pub(crate) mod gemm;
 pub mod max_pool;
-pub(crate) mod packed_gemm;
+pub mod packed_gemm;
 
 pub use conv::{conv2d_layer, conv2d_s1};
 pub use max_pool::max_pool2x2;

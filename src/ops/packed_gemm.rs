@@ -19,7 +19,7 @@ const MR: usize = 6;
 const KC: usize = 128;
 
 /// `B` (`k × n`) packed into `ceil(n / 16)` panels of `k × 16` values (zero-padded).
-pub(crate) struct PackedB {
+pub struct PackedB {
     k: usize,
     n: usize,
     panels: Vec<f32>,
@@ -60,7 +60,7 @@ impl PackedB {
 }
 
 /// `C[m × n] (row stride ldc) = (accumulate ? C : 0) + A[m × k] (row stride lda) · B`.
-pub(crate) fn gemm_packed(
+pub fn gemm_packed(
     m: usize,
     a: &[f32],
     lda: usize,
@@ -74,7 +74,7 @@ pub(crate) fn gemm_packed(
 
 /// [`gemm_packed`] with `A[i, kk] = a[i · strides[0] + kk · strides[1]]` (so `Aᵀ` of a row-major
 /// matrix is `[1, cols]`).
-pub(crate) fn gemm_packed_strided(
+pub fn gemm_packed_strided(
     m: usize,
     a: &[f32],
     strides: [usize; 2],
@@ -486,43 +486,6 @@ mod tests {
                     .fold(0f32, f32::max);
                 assert!(worst < 1e-4, "{what} (rows, Aᵀ): {worst}");
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    /// `cargo test --release --lib packed_gemm_speed -- --ignored --nocapture`
-    #[test]
-    #[ignore = "a timing, not a check"]
-    fn packed_gemm_speed() {
-        for (m, k, n) in [
-            (16, 256, 1024),
-            (16, 1024, 256),
-            (16, 64, 256),
-            (16, 256, 64),
-        ] {
-            let a = vec![0.5f32; m * k];
-            let w = vec![0.25f32; n * k];
-            let b = PackedB::from_transposed(&w, n, k, k);
-            let mut c = vec![0f32; m * n];
-            let reps = 500;
-            // The best of 9 runs: this machine is noisy.
-            let best = (0..9)
-                .map(|_| {
-                    let t = std::time::Instant::now();
-                    for _ in 0..reps {
-                        gemm_packed(m, &a, k, &b, &mut c, n, false);
-                    }
-                    t.elapsed().as_secs_f64()
-                })
-                .fold(f64::MAX, f64::min);
-            println!(
-                "{m}x{k}x{n}: {:.1} GFLOP/s",
-                2.0 * (m * k * n * reps) as f64 / best / 1e9
-            );
         }
     }
 }
