@@ -66,12 +66,81 @@ fn summary_reports_the_reference_parameter_counts() {
     let o = deepnet(&["summary", "lenet5"]);
     assert!(o.status.success());
     let out = stdout(&o);
-    assert!(out.contains("total parameters: 61,706"), "{out}");
+    assert!(
+        out.contains("parameters used by the forward pass: 61,706"),
+        "{out}"
+    );
     assert!(out.contains("conv1") && out.contains("6x28x28"), "{out}");
     let o = deepnet(&["summary", "lenet5-1998"]);
     let out = stdout(&o);
-    assert!(out.contains("trainable parameters: 60,000"), "{out}");
+    assert!(out.contains("parameters of the model: 60,000"), "{out}");
     assert!(out.contains("16x10x10"), "{out}");
+}
+
+/// Multiply-adds at 224x224 within 1% of torchvision's GFLOPS figures (REFERENCE.md), and the
+/// parameter counts with and without GoogLeNet's auxiliary heads.
+#[test]
+fn summary_mult_adds_match_torchvision() {
+    for (model, gmacs, params) in [
+        ("vgg16", 15.47, "138,357,544"),
+        ("resnet18", 1.81, "11,689,512"),
+        ("googlenet", 1.50, "13,004,888"),
+    ] {
+        let o = deepnet(&["summary", model]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("total mult-adds:"))
+            .expect("a total line");
+        let macs: f64 = line
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        let rel = (macs / 1e9 - gmacs).abs() / gmacs;
+        assert!(
+            rel < 0.01,
+            "{model}: {macs} mult-adds vs torchvision's {gmacs} G"
+        );
+        assert!(
+            out.contains(&format!("parameters of the model: {params}")),
+            "{out}"
+        );
+    }
+    let out = stdout(&deepnet(&["summary", "googlenet"]));
+    assert!(
+        out.contains("parameters used by the forward pass: 6,624,904"),
+        "{out}"
+    );
+}
+
+#[test]
+fn summary_takes_another_input_size() {
+    let o = deepnet(&[
+        "summary",
+        "resnet18",
+        "--input",
+        "3x64x64",
+        "--num-classes",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("input: 3x64x64") && out.contains("512x2x2"),
+        "{out}"
+    );
+    assert_fails_with(
+        &deepnet(&["summary", "resnet18", "--input", "3x64"]),
+        "not CxHxW",
+    );
+    assert_fails_with(
+        &deepnet(&["summary", "resnet18", "--input", "1x64x64"]),
+        "takes 3 input channels",
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use burn::tensor::Device;
 use clap::Args;
-use deepnet::vision::summary::totals;
+use deepnet::vision::summary::{totals, trainable_params};
 use deepnet::vision::{summarize, visit_model, ImageClassifier, ModelSpec, ZooVisitor, MODELS};
 use deepnet::{Error, Result};
 
@@ -14,22 +14,25 @@ pub struct SummaryArgs {
     /// List the models.
     #[arg(long)]
     list: bool,
-    /// Number of classes of the output layer.
-    #[arg(long, default_value_t = 10)]
-    num_classes: usize,
+    /// Number of classes of the output layer (default: the model's, 1000 for ImageNet models).
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// Input size CxHxW (default: the model's, e.g. 3x224x224).
+    #[arg(long)]
+    input: Option<String>,
 }
 
-struct Print;
+struct Print {
+    input: Option<[usize; 3]>,
+}
 
 impl ZooVisitor for Print {
     type Output = ();
     fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) {
-        let layers = summarize(&model, spec.input, &Device::flex());
+        let input = self.input.unwrap_or(spec.input);
+        let layers = summarize(&model, input, &Device::flex());
         println!("{}: {}", spec.name, spec.description);
-        println!(
-            "input: {}x{}x{}",
-            spec.input[0], spec.input[1], spec.input[2]
-        );
+        println!("input: {}x{}x{}", input[0], input[1], input[2]);
         println!(
             "{:<10} {:<34} {:>16} {:>12} {:>14}",
             "layer", "kind", "output", "params", "mult-adds"
@@ -51,13 +54,32 @@ impl ZooVisitor for Print {
             );
         }
         let t = totals(&layers);
-        println!("total parameters: {}", group(t.params as u64));
-        println!("trainable parameters: {}", group(model.num_params() as u64));
+        println!(
+            "parameters used by the forward pass: {}",
+            group(t.params as u64)
+        );
+        println!(
+            "parameters of the model: {}",
+            group(trainable_params(&model) as u64)
+        );
         println!(
             "total mult-adds: {} ({:.4} M)",
             group(t.mult_adds),
             t.mult_adds as f64 / 1e6
         );
+    }
+}
+
+/// `3x224x224` -> `[3, 224, 224]`.
+fn parse_input(s: &str) -> Result<[usize; 3]> {
+    let bad = || Error::invalid("--input", format!("'{s}' is not CxHxW, e.g. 3x224x224"));
+    let v: Vec<usize> = s
+        .split('x')
+        .map(|p| p.trim().parse::<usize>().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    match v[..] {
+        [c, h, w] if c > 0 && h > 0 && w > 0 => Ok([c, h, w]),
+        _ => Err(bad()),
     }
 }
 
@@ -78,10 +100,24 @@ fn group(n: u64) -> String {
 pub fn run(a: SummaryArgs) -> Result<()> {
     match (&a.model, a.list) {
         (Some(name), false) => {
-            if a.num_classes == 0 {
+            let spec = deepnet::vision::spec(name)?;
+            let classes = a.num_classes.unwrap_or(spec.classes);
+            if classes == 0 {
                 return Err(Error::invalid("--num-classes", "must be at least 1"));
             }
-            visit_model(name, a.num_classes, &Device::flex(), Print)
+            let input = a.input.as_deref().map(parse_input).transpose()?;
+            if let Some(i) = input {
+                if i[0] != spec.input[0] {
+                    return Err(Error::invalid(
+                        "--input",
+                        format!(
+                            "{name} takes {} input channels, not {}",
+                            spec.input[0], i[0]
+                        ),
+                    ));
+                }
+            }
+            visit_model(name, classes, &Device::flex(), Print { input })
         }
         _ => {
             for m in MODELS {

@@ -1,7 +1,12 @@
 //! Convolutional networks, one file per family, and the registry that names them.
 
+pub mod alexnet;
+mod blocks;
+pub mod googlenet;
 pub mod lenet;
+pub mod resnet;
 pub mod summary;
+pub mod vgg;
 pub mod zoo;
 
 pub use lenet::{Lenet5, Lenet5Classic, Lenet5ClassicConfig, Lenet5Config};

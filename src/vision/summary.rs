@@ -144,3 +144,33 @@ pub fn totals(layers: &[LayerStat]) -> SummaryTotals {
         mult_adds: layers.iter().map(|l| l.mult_adds).sum(),
     }
 }
+
+/// Counts the trainable parameters of a module as PyTorch does: batch norms' running mean and
+/// variance are buffers, not parameters (burn's `num_params` counts them).
+pub fn trainable_params<M: Module>(module: &M) -> usize {
+    #[derive(Default)]
+    struct Count {
+        path: Vec<String>,
+        total: usize,
+    }
+    impl burn::module::ModuleVisitor for Count {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let buffer = self
+                .path
+                .last()
+                .is_some_and(|n| n == "running_mean" || n == "running_var");
+            if !buffer {
+                self.total += param.lazy_shape().num_elements();
+            }
+        }
+    }
+    let mut c = Count::default();
+    module.visit(&mut c);
+    c.total
+}

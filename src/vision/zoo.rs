@@ -5,8 +5,12 @@
 use burn::module::Module;
 use burn::prelude::*;
 
+use super::alexnet::{AlexNet, AlexNetConfig};
+use super::googlenet::{GoogLeNet, GoogLeNetConfig};
 use super::lenet::{Lenet5, Lenet5Classic, Lenet5ClassicConfig, Lenet5Config};
+use super::resnet::{BasicBlock, Bottleneck, ResNet, ResNetConfig};
 use super::summary::Trace;
+use super::vgg::{Vgg, VggConfig, POOL};
 use crate::error::{Error, Result};
 
 /// A model that maps images `[batch, channels, height, width]` to class logits `[batch, classes]`.
@@ -35,6 +39,29 @@ impl ImageClassifier for Lenet5Classic {
     }
 }
 
+/// [`ImageClassifier`] for model types whose inherent `forward`/`forward_traced` have the
+/// trait's signatures.
+macro_rules! classifier {
+    ($($t:ty),*) => {$(
+        impl ImageClassifier for $t {
+            fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+                <$t>::forward(self, images)
+            }
+            fn forward_traced(&self, images: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
+                <$t>::forward_traced(self, images, trace)
+            }
+        }
+    )*};
+}
+
+classifier!(
+    AlexNet,
+    Vgg,
+    ResNet<BasicBlock>,
+    ResNet<Bottleneck>,
+    GoogLeNet
+);
+
 /// What the registry knows of a model before building it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelSpec {
@@ -44,20 +71,48 @@ pub struct ModelSpec {
     pub description: &'static str,
     /// Input `[channels, height, width]` the model is built for.
     pub input: [usize; 3],
+    /// Classes of the output layer unless told otherwise (1000 for the ImageNet models).
+    pub classes: usize,
+}
+
+const IMAGENET: [usize; 3] = [3, 224, 224];
+const MNIST: [usize; 3] = [1, 28, 28];
+
+macro_rules! spec {
+    ($name:expr, $input:expr, $classes:expr, $description:expr) => {
+        ModelSpec {
+            name: $name,
+            description: $description,
+            input: $input,
+            classes: $classes,
+        }
+    };
 }
 
 /// Every model deepnet can build, by name.
 pub const MODELS: &[ModelSpec] = &[
-    ModelSpec {
-        name: "lenet5",
-        description: "LeNet-5, modern form: ReLU, max pool, full C3, linear output (61,706 parameters)",
-        input: [1, 28, 28],
-    },
-    ModelSpec {
-        name: "lenet5-1998",
-        description: "LeNet-5 as published in 1998: scaled tanh, trainable subsampling, sparse C3, RBF output (60,000 parameters)",
-        input: [1, 28, 28],
-    },
+    spec!("lenet5", MNIST, 10, "LeNet-5, modern form: ReLU, max pool, full C3, linear output (61,706 parameters)"),
+    spec!("lenet5-1998", MNIST, 10, "LeNet-5 as published in 1998: scaled tanh, trainable subsampling, sparse C3, RBF output (60,000 parameters)"),
+    spec!("alexnet", IMAGENET, 1000, "AlexNet, torchvision's single-tower form (61,100,840 parameters)"),
+    spec!("vgg11", IMAGENET, 1000, "VGG-11 (configuration A)"),
+    spec!("vgg11_bn", IMAGENET, 1000, "VGG-11 with batch norm"),
+    spec!("vgg13", IMAGENET, 1000, "VGG-13 (configuration B)"),
+    spec!("vgg13_bn", IMAGENET, 1000, "VGG-13 with batch norm"),
+    spec!("vgg16", IMAGENET, 1000, "VGG-16 (configuration D)"),
+    spec!("vgg16_bn", IMAGENET, 1000, "VGG-16 with batch norm"),
+    spec!("vgg19", IMAGENET, 1000, "VGG-19 (configuration E)"),
+    spec!("vgg19_bn", IMAGENET, 1000, "VGG-19 with batch norm"),
+    spec!("resnet18", IMAGENET, 1000, "ResNet-18, basic blocks [2, 2, 2, 2]"),
+    spec!("resnet34", IMAGENET, 1000, "ResNet-34, basic blocks [3, 4, 6, 3]"),
+    spec!("resnet50", IMAGENET, 1000, "ResNet-50, bottlenecks [3, 4, 6, 3], stride on the 3x3 (V1.5)"),
+    spec!("resnet101", IMAGENET, 1000, "ResNet-101, bottlenecks [3, 4, 23, 3]"),
+    spec!("resnet152", IMAGENET, 1000, "ResNet-152, bottlenecks [3, 8, 36, 3]"),
+    spec!("googlenet", IMAGENET, 1000, "GoogLeNet (Inception v1), batch norm, auxiliary heads for training"),
+    spec!("googlenet-naive", IMAGENET, 1000, "GoogLeNet with the naive Inception module (1x1, 3x3, 5x5, pool; no reductions)"),
+    spec!("resnet20", MNIST, 10, "CIFAR-style ResNet-20 (He et al. 2016, 4.2): 3 stages of 16/32/64, option-A shortcuts"),
+    spec!("resnet32", MNIST, 10, "CIFAR-style ResNet-32"),
+    spec!("resnet56", MNIST, 10, "CIFAR-style ResNet-56"),
+    spec!("vgg-small", MNIST, 10, "Small VGG-style net for 28x28: 3x3 convs 32,32,M,64,64,M,128,128,M with batch norm, FC 256"),
 ];
 
 /// The spec of `name`, or an error listing the known names.
@@ -91,6 +146,19 @@ pub fn visit_model<V: ZooVisitor>(
     if num_classes == 0 {
         return Err(Error::invalid("num_classes", "must be at least 1"));
     }
+    let in_channels = spec.input[0];
+    let c = num_classes;
+    let vgg = |depth: usize, bn: bool| {
+        VggConfig::depth(depth, bn, c)
+            .expect("11, 13, 16 and 19 are VGG depths")
+            .init(device)
+    };
+    let resnet = |depth: usize| ResNetConfig::imagenet(depth, c).expect("a ResNet depth");
+    let cifar = |depth: usize| {
+        ResNetConfig::cifar(depth, c, in_channels)
+            .expect("6n + 2")
+            .init::<BasicBlock>(device)
+    };
     Ok(match name {
         "lenet5" => visitor.visit(
             Lenet5Config::new()
@@ -104,6 +172,91 @@ pub fn visit_model<V: ZooVisitor>(
                 .init(device),
             spec,
         ),
+        "alexnet" => visitor.visit(AlexNetConfig::new().with_num_classes(c).init(device), spec),
+        "vgg11" => visitor.visit(vgg(11, false), spec),
+        "vgg11_bn" => visitor.visit(vgg(11, true), spec),
+        "vgg13" => visitor.visit(vgg(13, false), spec),
+        "vgg13_bn" => visitor.visit(vgg(13, true), spec),
+        "vgg16" => visitor.visit(vgg(16, false), spec),
+        "vgg16_bn" => visitor.visit(vgg(16, true), spec),
+        "vgg19" => visitor.visit(vgg(19, false), spec),
+        "vgg19_bn" => visitor.visit(vgg(19, true), spec),
+        "resnet18" => visitor.visit(resnet(18).init::<BasicBlock>(device), spec),
+        "resnet34" => visitor.visit(resnet(34).init::<BasicBlock>(device), spec),
+        "resnet50" => visitor.visit(resnet(50).init::<Bottleneck>(device), spec),
+        "resnet101" => visitor.visit(resnet(101).init::<Bottleneck>(device), spec),
+        "resnet152" => visitor.visit(resnet(152).init::<Bottleneck>(device), spec),
+        "googlenet" => visitor.visit(
+            GoogLeNetConfig::new().with_num_classes(c).init(device),
+            spec,
+        ),
+        "googlenet-naive" => visitor.visit(
+            GoogLeNetConfig::new()
+                .with_num_classes(c)
+                .with_naive(true)
+                .init(device),
+            spec,
+        ),
+        "resnet20" => visitor.visit(cifar(20), spec),
+        "resnet32" => visitor.visit(cifar(32), spec),
+        "resnet56" => visitor.visit(cifar(56), spec),
+        "vgg-small" => visitor.visit(
+            VggConfig::new(vec![32, 32, POOL, 64, 64, POOL, 128, 128, POOL])
+                .with_batch_norm(true)
+                .with_in_channels(in_channels)
+                .with_num_classes(c)
+                .with_pool_size(3)
+                .with_hidden(vec![256])
+                .init(device),
+            spec,
+        ),
         _ => unreachable!("every name in MODELS has a builder arm"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::summary::trainable_params;
+
+    struct Count;
+    impl ZooVisitor for Count {
+        type Output = usize;
+        fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> usize {
+            trainable_params(&model)
+        }
+    }
+
+    /// torchvision's parameter counts (REFERENCE.md), 1000 classes, GoogLeNet with its
+    /// auxiliary heads. Weights are initialised lazily, so nothing is allocated.
+    #[test]
+    fn parameter_counts_equal_torchvision() {
+        let device = Device::flex();
+        for (name, want) in [
+            ("alexnet", 61_100_840),
+            ("vgg11", 132_863_336),
+            ("vgg11_bn", 132_868_840),
+            ("vgg13", 133_047_848),
+            ("vgg13_bn", 133_053_736),
+            ("vgg16", 138_357_544),
+            ("vgg16_bn", 138_365_992),
+            ("vgg19", 143_667_240),
+            ("vgg19_bn", 143_678_248),
+            ("resnet18", 11_689_512),
+            ("resnet34", 21_797_672),
+            ("resnet50", 25_557_032),
+            ("resnet101", 44_549_160),
+            ("resnet152", 60_192_808),
+            ("googlenet", 13_004_888),
+        ] {
+            let got = visit_model(name, 1000, &device, Count).unwrap();
+            assert_eq!(got, want, "{name}");
+        }
+        // He et al. 2016, table 6: 0.27M for ResNet-20 on 3-channel CIFAR-10; ours reads
+        // 1-channel images (288 weights fewer in the stem).
+        assert_eq!(
+            visit_model("resnet20", 10, &device, Count).unwrap(),
+            269_722 - 288
+        );
+    }
 }
