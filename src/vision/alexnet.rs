@@ -73,6 +73,16 @@ impl AlexNet {
     /// torchvision's `classifier.N` index of each linear layer.
     pub const TORCH_CLASSIFIER: [usize; 3] = [1, 4, 6];
 
+    /// The torchvision key of the parameter at burn path `path` (`features.1.weight` ->
+    /// `features.3.weight`).
+    pub fn torch_key(&self, path: &str) -> String {
+        use crate::weights::torchvision::remap_index;
+        let key = remap_index(path, "features", &|i| Self::TORCH_FEATURES.get(i).copied());
+        remap_index(&key, "classifier", &|i| {
+            Self::TORCH_CLASSIFIER.get(i).copied()
+        })
+    }
+
     /// `[batch, C, H, W]` (H, W ≥ 63) -> logits `[batch, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_traced(x, &mut Trace::off())

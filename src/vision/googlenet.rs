@@ -306,6 +306,11 @@ impl GoogLeNetConfig {
 }
 
 impl GoogLeNet {
+    /// The torchvision key of the parameter at burn path `path`.
+    pub fn torch_key(&self, path: &str) -> String {
+        crate::weights::torchvision::default_torch_key(path)
+    }
+
     /// `[batch, 3, H, W]` -> logits `[batch, classes]` (the auxiliary heads are not run).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_traced(x, &mut Trace::off())

@@ -320,6 +320,11 @@ fn cifar_block<B: ResidualBlock>(
 }
 
 impl<B: ResidualBlock> ResNet<B> {
+    /// The torchvision key of the parameter at burn path `path`.
+    pub fn torch_key(&self, path: &str) -> String {
+        crate::weights::torchvision::default_torch_key(path)
+    }
+
     /// `[batch, C, H, W]` -> logits `[batch, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_traced(x, &mut Trace::off())

@@ -139,6 +139,23 @@ impl Vgg {
         out
     }
 
+    /// The torchvision key of the parameter at burn path `path`: the `i`-th convolution is
+    /// `features.{torch_feature_indices()[i]}`, its batch norm the next index, the linear layers
+    /// `classifier.{0,3,6}`.
+    pub fn torch_key(&self, path: &str) -> String {
+        use crate::weights::torchvision::{default_torch_key, remap_index};
+        let idx = self.torch_feature_indices();
+        let key = remap_index(path, "features", &|i| idx.get(i).copied());
+        let key = match key.strip_prefix("bn.") {
+            Some(rest) => remap_index(&format!("features.{rest}"), "features", &|i| {
+                idx.get(i).map(|p| p + 1)
+            }),
+            None => key,
+        };
+        let key = remap_index(&key, "classifier", &|k| Some(3 * k));
+        default_torch_key(&key)
+    }
+
     /// `[batch, C, H, W]` -> logits `[batch, classes]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_traced(x, &mut Trace::off())

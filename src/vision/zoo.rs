@@ -19,6 +19,10 @@ pub trait ImageClassifier: Module + Clone + Send + 'static {
     fn forward(&self, images: Tensor<4>) -> Tensor<2>;
     /// Logits, recording each layer into `trace` (see [`Trace`]).
     fn forward_traced(&self, images: Tensor<4>, trace: &mut Trace) -> Tensor<2>;
+    /// The torchvision state-dict key of the parameter or buffer at burn path `path`.
+    fn torch_key(&self, path: &str) -> String {
+        crate::weights::torchvision::default_torch_key(path)
+    }
 }
 
 impl ImageClassifier for Lenet5 {
@@ -49,6 +53,9 @@ macro_rules! classifier {
             }
             fn forward_traced(&self, images: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
                 <$t>::forward_traced(self, images, trace)
+            }
+            fn torch_key(&self, path: &str) -> String {
+                <$t>::torch_key(self, path)
             }
         }
     )*};

@@ -1,6 +1,8 @@
 //! PyTorch-style state dicts: named f32 tensors read from and written to `.safetensors`
 //! files, with the checks that make a wrong file fail with a message naming the key.
 
+pub mod torchvision;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
