@@ -18,7 +18,8 @@ torch module: they are written below from the equations once, over an `ops` name
 twice: in NumPy (the reference values) and in torch (for the gradients, by autograd). The script
 asserts the two agree before it writes anything.
 
-The LSTM file also holds torch's clipping results for the same gradients:
+The LSTM case also writes lstm.pth: its state dict as torch.save writes it. The LSTM file also
+holds torch's clipping results for the same gradients:
 `clip.norm_total` (what clip_grad_norm_ returned, max_norm 0.5), `clip_norm.<name>` (the
 clipped gradients) and `clip_value.<name>` (clip_grad_value_ with 0.05).
 """
@@ -100,6 +101,10 @@ def torch_case(name, module, lengths, clip=False):
         for (pname, p) in module.named_parameters():
             t["clip_value." + pname] = np32(p.grad)
     save(name, t)
+    if clip:
+        # The same weights as written by torch.save, for the .pth reader's test.
+        torch.save(module.state_dict(), os.path.join(OUT, name + ".pth"))
+        print(f"wrote {name}.pth")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -654,3 +654,37 @@ fn conv_lstm_bad_inputs_are_clear_errors() {
     let msg = error_of(even.forward(Tensor::zeros([1, 2, 2, 5, 5], &device), None));
     assert!(msg.contains("even"), "{msg}");
 }
+
+/// A state dict written by torch.save loads as is, without running pickle code, and gives
+/// torch's outputs; a truncated file is a clear error.
+#[test]
+fn torch_save_file_loads_and_truncated_one_is_refused() {
+    let device = Device::flex();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recurrent");
+    let dict = StateDict::read(dir.join("lstm.pth")).unwrap();
+    let d = fixture("lstm");
+    for (k, v) in &dict.tensors {
+        assert_eq!(v, &d.tensors[&format!("param.{k}")], "{k}");
+    }
+    let lstm = LstmConfig::new(3, 4)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .init(&device)
+        .load_torch(&dict)
+        .unwrap();
+    let state = LstmState {
+        h: get(&d, "h0", &device),
+        c: get(&d, "c0", &device),
+    };
+    let (out, _) = lstm
+        .forward(get(&d, "input", &device), Some(state))
+        .unwrap();
+    assert_close("lstm.pth", out, &d, "output");
+
+    let bytes = std::fs::read(dir.join("lstm.pth")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut.pth");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = error_of(StateDict::read(&cut));
+    assert!(msg.contains("cut.pth") && msg.contains("PyTorch"), "{msg}");
+}

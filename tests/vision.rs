@@ -79,3 +79,103 @@ fn resnet50_matches_torchvision() {
 fn googlenet_matches_torchvision() {
     check("googlenet");
 }
+
+struct RoundTrip {
+    dir: PathBuf,
+}
+
+impl ZooVisitor for RoundTrip {
+    type Output = ();
+    /// Export under torchvision's names to safetensors, load into a fresh model of the same
+    /// architecture: identical logits.
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) {
+        use deepnet::weights::torchvision::{export_state_dict, load_state_dict};
+        let namer = model.clone();
+        let (model, _) = fill(model, &|p| namer.torch_key(p), &mut RuleSource).unwrap();
+        let path = self.dir.join(format!("{}.safetensors", spec.name));
+        export_state_dict(&model, &|p| namer.torch_key(p))
+            .write_safetensors(&path)
+            .unwrap();
+        let dict = StateDict::read_safetensors(&path).unwrap();
+        let fresh = namer.clone();
+        let loaded = load_state_dict(fresh, &|p| namer.torch_key(p), &dict).unwrap();
+        let x = Tensor::<4>::ones([1, 3, 64, 64], &Device::flex());
+        let a = model
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b = loaded.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a, b, "{}", spec.name);
+    }
+}
+
+#[test]
+fn saved_and_loaded_weights_give_identical_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["resnet18", "googlenet", "vgg11_bn"] {
+        visit_model(
+            name,
+            1000,
+            &Device::flex(),
+            RoundTrip {
+                dir: dir.path().into(),
+            },
+        )
+        .unwrap();
+    }
+}
+
+struct LoadInto {
+    dict: StateDict,
+}
+
+impl ZooVisitor for LoadInto {
+    type Output = String;
+    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> String {
+        let namer = model.clone();
+        match deepnet::weights::torchvision::load_state_dict(
+            model,
+            &|p| namer.torch_key(p),
+            &self.dict,
+        ) {
+            Ok(_) => "loaded".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+struct Export;
+
+impl ZooVisitor for Export {
+    type Output = StateDict;
+    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> StateDict {
+        deepnet::weights::torchvision::export_state_dict(&model, &|p| model.torch_key(p))
+    }
+}
+
+/// Weights of another architecture, a mis-shaped or a missing tensor: an error that names the
+/// key (and both shapes).
+#[test]
+fn wrong_weights_are_clear_errors() {
+    let device = Device::flex();
+    let r34 = visit_model("resnet34", 1000, &device, Export).unwrap();
+    let msg = visit_model("resnet18", 1000, &device, LoadInto { dict: r34 }).unwrap();
+    assert!(
+        msg.contains("layer1.2.conv1.weight") && msg.contains("no parameter"),
+        "{msg}"
+    );
+    let mut r18 = visit_model("resnet18", 1000, &device, Export).unwrap();
+    r18.tensors.remove("layer4.1.bn2.running_var");
+    let msg = visit_model("resnet18", 1000, &device, LoadInto { dict: r18 }).unwrap();
+    assert!(
+        msg.contains("'layer4.1.bn2.running_var'") && msg.contains("missing"),
+        "{msg}"
+    );
+    let r18_10 = visit_model("resnet18", 10, &device, Export).unwrap();
+    let msg = visit_model("resnet18", 1000, &device, LoadInto { dict: r18_10 }).unwrap();
+    assert!(
+        msg.contains("'fc.weight' has shape [10, 512], the model expects [1000, 512]"),
+        "{msg}"
+    );
+}

@@ -45,6 +45,79 @@ impl StateDict {
         Self::parse_safetensors(&bytes, path)
     }
 
+    /// Reads a state dict from `path`: PyTorch's `torch.save` format (`.pth`, `.pt`, `.bin`;
+    /// the zip format and the legacy one, read without running any pickle code, a nested
+    /// `state_dict` entry unwrapped) or safetensors (anything else).
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("pth" | "pt" | "bin") => Self::read_pth(path),
+            _ => Self::read_safetensors(path),
+        }
+    }
+
+    /// Reads the float tensors of a file written by `torch.save` (a state dict, or a checkpoint
+    /// whose `state_dict` entry is one). Integer tensors (`num_batches_tracked`) are skipped.
+    pub fn read_pth(path: impl AsRef<Path>) -> Result<Self> {
+        use burn::store::pytorch_reader::{DType, PytorchReader};
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let bad = |why: String| Error::bad_data(path, why);
+        let reader = match PytorchReader::with_top_level_key(path, "state_dict") {
+            Ok(r) if !r.is_empty() => r,
+            _ => PytorchReader::new(path)
+                .map_err(|e| bad(format!("not a readable PyTorch file: {e}")))?,
+        };
+        let mut dict = StateDict::new(path.display().to_string());
+        for (name, t) in reader.into_tensors() {
+            let bytes = t
+                .read()
+                .map_err(|e| bad(format!("cannot read tensor '{name}': {e}")))?;
+            let data: Vec<f32> = match t.dtype() {
+                DType::F32 => bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                DType::F64 => bytes
+                    .chunks_exact(8)
+                    .map(|b| f64::from_ne_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+                    .collect(),
+                DType::F16 => bytes
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_ne_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                DType::BF16 => bytes
+                    .chunks_exact(2)
+                    .map(|b| half::bf16::from_ne_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                _ => continue, // counters such as num_batches_tracked
+            };
+            if data.len() != t.num_elements() {
+                return Err(bad(format!(
+                    "tensor '{name}' holds {} values for shape {:?}",
+                    data.len(),
+                    t.shape()
+                )));
+            }
+            dict.tensors.insert(
+                name,
+                TensorEntry {
+                    shape: t.shape().to_vec(),
+                    data,
+                },
+            );
+        }
+        if dict.tensors.is_empty() {
+            return Err(bad("holds no floating-point tensors".into()));
+        }
+        Ok(dict)
+    }
+
     /// Parses safetensors `bytes`; `path` names them in errors.
     pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<Self> {
         use safetensors::Dtype;

@@ -221,3 +221,41 @@ pub fn load_state_dict<M: Module>(
     dict.check_no_unexpected(used.iter().map(String::as_str).chain(counters))?;
     Ok(model)
 }
+
+/// The parameters and batch-norm buffers of `model` under their torchvision keys (`rename`
+/// maps a burn path to one), Linear weights transposed to PyTorch's `[out, in]`: what
+/// [`load_state_dict`] reads back, and what `torch.load_state_dict` accepts after
+/// `safetensors.torch.load_file` (with `strict=False` for the `num_batches_tracked` counters).
+pub fn export_state_dict<M: Module>(model: &M, rename: &dyn Fn(&str) -> String) -> StateDict {
+    struct Export<'a> {
+        path: Vec<String>,
+        rename: &'a dyn Fn(&str) -> String,
+        dict: StateDict,
+    }
+    impl burn::module::ModuleVisitor for Export<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let key = (self.rename)(&self.path.join("."));
+            let t = param.val();
+            if D == 2 {
+                let device = t.device();
+                let t2: Tensor<2> = Tensor::from_data(t.into_data(), &device);
+                self.dict.insert(key, t2.transpose());
+            } else {
+                self.dict.insert(key, t);
+            }
+        }
+    }
+    let mut e = Export {
+        path: Vec::new(),
+        rename,
+        dict: StateDict::new("model"),
+    };
+    model.visit(&mut e);
+    e.dict
+}
