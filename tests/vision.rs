@@ -179,3 +179,132 @@ fn wrong_weights_are_clear_errors() {
         "{msg}"
     );
 }
+
+struct RuleExport;
+
+impl ZooVisitor for RuleExport {
+    type Output = StateDict;
+    /// The rule-filled weights under torchvision's names (what the parity fixtures used).
+    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> StateDict {
+        let namer = model.clone();
+        let (model, _) = fill(model, &|p| namer.torch_key(p), &mut RuleSource).unwrap();
+        deepnet::weights::torchvision::export_state_dict(&model, &|p| namer.torch_key(p))
+    }
+}
+
+fn deepnet(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_deepnet"))
+        .args(args)
+        .output()
+        .expect("deepnet runs")
+}
+
+fn fails_with(o: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+/// `deepnet infer` end to end: torchvision-named weights and an .npy in, torchvision's logits
+/// out; bad weights and bad arrays are clear errors.
+#[test]
+fn infer_gives_torchvision_logits_and_refuses_bad_input() {
+    use deepnet::data::npy::{encode_npy, read_npy, NpyArray};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    visit_model("resnet18", 1000, &Device::flex(), RuleExport)
+        .unwrap()
+        .write_safetensors(p("r18.safetensors"))
+        .unwrap();
+    let shape = vec![2, 3, 64, 64];
+    let n: usize = shape.iter().product();
+    let x: Vec<f32> = (0..n).map(|i| (0.1 * i as f64).sin() as f32).collect();
+    let input = NpyArray { shape, data: x };
+    std::fs::write(p("x.npy"), encode_npy(&input)).unwrap();
+    let o = deepnet(&[
+        "infer",
+        "--model",
+        "resnet18",
+        "--weights",
+        &p("r18.safetensors"),
+        "--input",
+        &p("x.npy"),
+        "--output",
+        &p("y.npy"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let y = read_npy(p("y.npy")).unwrap();
+    assert_eq!(y.shape, vec![2, 1000]);
+    let want = StateDict::read_safetensors(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/vision/resnet18.safetensors"),
+    )
+    .unwrap();
+    let want = &want.tensors["logits"].data;
+    let scale = want.iter().map(|v| v.abs()).fold(0f32, f32::max);
+    let diff = y
+        .data
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff <= 1e-4 * scale, "infer logits differ by {diff}");
+
+    let infer = |model: &str, weights: &str, input: &str| {
+        deepnet(&[
+            "infer",
+            "--model",
+            model,
+            "--weights",
+            weights,
+            "--input",
+            input,
+            "--output",
+            &p("z.npy"),
+        ])
+    };
+    // Weights of another architecture.
+    fails_with(
+        &infer("resnet34", &p("r18.safetensors"), &p("x.npy")),
+        "layer1.2.conv1.weight",
+    );
+    // A truncated .pth.
+    let pth = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recurrent/lstm.pth"),
+    )
+    .unwrap();
+    std::fs::write(p("cut.pth"), &pth[..pth.len() / 2]).unwrap();
+    fails_with(&infer("resnet18", &p("cut.pth"), &p("x.npy")), "cut.pth");
+    // Wrong shape, wrong dtype.
+    let gray = NpyArray {
+        shape: vec![1, 1, 64, 64],
+        data: vec![0.0; 4096],
+    };
+    std::fs::write(p("gray.npy"), encode_npy(&gray)).unwrap();
+    fails_with(
+        &infer("resnet18", &p("r18.safetensors"), &p("gray.npy")),
+        "1 channels; resnet18 takes 3",
+    );
+    let flat = NpyArray {
+        shape: vec![3, 64, 64],
+        data: vec![0.0; 3 * 4096],
+    };
+    std::fs::write(p("flat.npy"), encode_npy(&flat)).unwrap();
+    fails_with(
+        &infer("resnet18", &p("r18.safetensors"), &p("flat.npy")),
+        "not N×C×H×W",
+    );
+    let mut f8 = encode_npy(&input);
+    let at = f8.windows(3).position(|w| w == b"<f4").unwrap();
+    f8[at + 2] = b'8';
+    std::fs::write(p("f8.npy"), f8).unwrap();
+    fails_with(
+        &infer("resnet18", &p("r18.safetensors"), &p("f8.npy")),
+        "float32",
+    );
+    assert!(
+        !std::path::Path::new(&p("z.npy")).exists(),
+        "no output on failure"
+    );
+}

@@ -5,6 +5,7 @@
 mod device;
 mod eval;
 mod gradients;
+mod infer;
 mod predict;
 mod progress;
 mod summary;
@@ -30,6 +31,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Per-layer output shapes, parameters and multiply-adds of a model.
     Summary(summary::SummaryArgs),
+    /// Raw logits of a zoo model with torchvision weights for a float32 N×C×H×W .npy input.
+    Infer(infer::InferArgs),
     /// Measure ‖∂L/∂h_t‖ through time for RNN/LSTM/GRU and the recurrent matrix's spectrum.
     Gradients(gradients::GradientsArgs),
 }
@@ -43,6 +46,7 @@ pub fn run() -> std::process::ExitCode {
         Command::Predict(a) => predict::run(a),
         Command::Summary(a) => summary::run(a),
         Command::Gradients(a) => gradients::run(a),
+        Command::Infer(a) => infer::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

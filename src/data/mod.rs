@@ -4,6 +4,7 @@ pub mod batch;
 pub mod idx;
 pub mod image_file;
 pub mod mnist;
+pub mod npy;
 
 pub use batch::{shuffled_indices, train_val_split, ImageBatch, ImageBatcher};
 pub use idx::{read_idx, IdxArray};
