@@ -370,3 +370,24 @@ fn gradients_refuses_a_bad_curve_spec() {
     let o = deepnet(&["gradients", "--steps", "1"]);
     assert_fails_with(&o, "at least 2 steps");
 }
+
+/// Theoretical receptive fields: ResNet-18's last convolution sees 435 pixels, VGG-16's 196,
+/// AlexNet's conv5 163, LeNet-5's conv3 the whole 32x32 padded input (each (k - 1)·jump added
+/// along the longest path).
+#[test]
+fn summary_reports_receptive_fields() {
+    for (model, layer, rf) in [
+        ("resnet18", "layer4.1.conv2", 435),
+        ("vgg16", "features.12", 196),
+        ("alexnet", "features.10", 163),
+        ("lenet5", "conv3", 32),
+    ] {
+        let out = stdout(&deepnet(&["summary", model]));
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(layer))
+            .unwrap_or_else(|| panic!("{model} has no {layer}: {out}"));
+        let got: usize = line.split_whitespace().last().unwrap().parse().unwrap();
+        assert_eq!(got, rf, "{model} {layer}: {line}");
+    }
+}

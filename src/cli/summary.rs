@@ -34,8 +34,8 @@ impl ZooVisitor for Print {
         println!("{}: {}", spec.name, spec.description);
         println!("input: {}x{}x{}", input[0], input[1], input[2]);
         println!(
-            "{:<10} {:<34} {:>16} {:>12} {:>14}",
-            "layer", "kind", "output", "params", "mult-adds"
+            "{:<28} {:<26} {:>14} {:>12} {:>15} {:>5}",
+            "layer", "kind", "output", "params", "mult-adds", "RF"
         );
         for l in &layers {
             let shape = l
@@ -45,12 +45,13 @@ impl ZooVisitor for Print {
                 .collect::<Vec<_>>()
                 .join("x");
             println!(
-                "{:<10} {:<34} {:>16} {:>12} {:>14}",
+                "{:<28} {:<26} {:>14} {:>12} {:>15} {:>5}",
                 l.name,
                 l.kind,
                 shape,
                 group(l.params as u64),
-                group(l.mult_adds)
+                group(l.mult_adds),
+                l.receptive_field
             );
         }
         let t = totals(&layers);

@@ -96,7 +96,7 @@ impl AlexNet {
             trace.conv(&format!("features.{}", Self::TORCH_FEATURES[i]), c, &x);
             if matches!(i, 0 | 1 | 4) {
                 x = self.pool.forward(x);
-                trace.op("maxpool", "MaxPool 3x3 s2", &x);
+                trace.pool("maxpool", "MaxPool 3x3 s2", 3, 2, &x);
             }
         }
         let x = self.avgpool.forward(x); // [batch, 256, 6, 6]

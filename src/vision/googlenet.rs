@@ -130,22 +130,32 @@ impl InceptionConfig {
 impl Inception {
     /// `[batch, C, H, W]` -> `[batch, out, H, W]`.
     pub fn forward(&self, x: Tensor<4>, trace: &mut Trace, name: &str) -> Tensor<4> {
+        // Each branch starts from the block's input; the concatenation sees the widest.
+        let entry = trace.geometry();
         let b1 = self
             .branch1
             .forward(x.clone(), trace, &format!("{name}.branch1"));
+        let mut merged = trace.geometry();
+        trace.set_geometry(entry);
         let mut b2 = x.clone();
         for (i, l) in self.branch2.iter().enumerate() {
             b2 = l.forward(b2, trace, &format!("{name}.branch2.{i}"));
         }
+        merged = merged.max(trace.geometry());
+        trace.set_geometry(entry);
         let mut b3 = x.clone();
         for (i, l) in self.branch3.iter().enumerate() {
             b3 = l.forward(b3, trace, &format!("{name}.branch3.{i}"));
         }
+        merged = merged.max(trace.geometry());
+        trace.set_geometry(entry);
         let mut b4 = self.pool.forward(x);
-        trace.op(&format!("{name}.pool"), "MaxPool 3x3 s1", &b4);
+        trace.pool(&format!("{name}.pool"), "MaxPool 3x3 s1", 3, 1, &b4);
         if let Some(p) = &self.branch4 {
             b4 = p.forward(b4, trace, &format!("{name}.branch4"));
         }
+        merged = merged.max(trace.geometry());
+        trace.set_geometry(merged);
         let y = Tensor::cat(vec![b1, b2, b3, b4], 1);
         trace.op(name, "Concat", &y);
         y
@@ -357,15 +367,15 @@ impl GoogLeNet {
         };
         let x = self.conv1.forward(x, trace, "conv1");
         let x = self.pool3s2.forward(x);
-        trace.op("maxpool1", "MaxPool 3x3 s2", &x);
+        trace.pool("maxpool1", "MaxPool 3x3 s2", 3, 2, &x);
         let x = self.conv2.forward(x, trace, "conv2");
         let x = self.conv3.forward(x, trace, "conv3");
         let x = self.pool3s2.forward(x);
-        trace.op("maxpool2", "MaxPool 3x3 s2", &x);
+        trace.pool("maxpool2", "MaxPool 3x3 s2", 3, 2, &x);
         let x = self.inception3a.forward(x, trace, "inception3a");
         let x = self.inception3b.forward(x, trace, "inception3b");
         let x = self.pool3s2.forward(x);
-        trace.op("maxpool3", "MaxPool 3x3 s2", &x);
+        trace.pool("maxpool3", "MaxPool 3x3 s2", 3, 2, &x);
         let x = self.inception4a.forward(x, trace, "inception4a");
         let a1 = match (&self.aux1, aux) {
             (Some(head), true) => Some(head.forward(x.clone())),
@@ -380,7 +390,7 @@ impl GoogLeNet {
         };
         let x = self.inception4e.forward(x, trace, "inception4e");
         let x = self.pool2s2.forward(x);
-        trace.op("maxpool4", "MaxPool 2x2 s2", &x);
+        trace.pool("maxpool4", "MaxPool 2x2 s2", 2, 2, &x);
         let x = self.inception5a.forward(x, trace, "inception5a");
         let x = self.inception5b.forward(x, trace, "inception5b");
         let x = self.avgpool.forward(x).flatten::<2>(1, 3); // [batch, 1024]

@@ -76,11 +76,11 @@ impl Lenet5 {
         let x = conv2d_layer(&self.conv1, images); // [batch, 6, 28, 28]
         trace.conv("conv1", &self.conv1, &x);
         let x = max_pool2x2(relu(x)); // [batch, 6, 14, 14]
-        trace.op("pool1", "ReLU + MaxPool 2x2", &x);
+        trace.pool("pool1", "ReLU + MaxPool 2x2", 2, 2, &x);
         let x = conv2d_layer(&self.conv2, x); // [batch, 16, 10, 10]
         trace.conv("conv2", &self.conv2, &x);
         let x = max_pool2x2(relu(x)); // [batch, 16, 5, 5]
-        trace.op("pool2", "ReLU + MaxPool 2x2", &x);
+        trace.pool("pool2", "ReLU + MaxPool 2x2", 2, 2, &x);
         let x = conv2d_layer(&self.conv3, x); // [batch, 120, 1, 1]
         trace.conv("conv3", &self.conv3, &x);
         let x = relu(x).flatten::<2>(1, 3); // [batch, 120]
@@ -325,6 +325,7 @@ impl Lenet5Classic {
         let x = scaled_tanh(self.s2.forward(x)); // [batch, 6, 14, 14]
         record_subsampling(trace, "s2", &self.s2, &x);
         let x = scaled_tanh(self.c3.forward(x)); // [batch, 16, 10, 10]
+        trace.window(5, 1);
         if trace.is_on() {
             let d = x.dims();
             let macs = (d[2] * d[3] * SparseConv::connections() * 25) as u64;
@@ -377,6 +378,7 @@ impl Lenet5Classic {
 }
 
 fn record_subsampling(trace: &mut Trace, name: &str, s: &Subsampling, out: &Tensor<4>) {
+    trace.window(2, 2);
     if trace.is_on() {
         let d = out.dims();
         let macs = (d[1] * d[2] * d[3]) as u64 * 4;

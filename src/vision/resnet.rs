@@ -116,6 +116,7 @@ impl ResidualBlock for BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>, trace: &mut Trace, prefix: &str) -> Tensor<4> {
+        let entry = trace.geometry();
         let y = conv2d_layer(&self.conv1, x.clone());
         trace.conv(&format!("{prefix}.conv1"), &self.conv1, &y);
         let y = relu(self.bn1.forward(y));
@@ -124,6 +125,9 @@ impl ResidualBlock for BasicBlock {
         trace.conv(&format!("{prefix}.conv2"), &self.conv2, &y);
         let y = self.bn2.forward(y);
         trace.bn(&format!("{prefix}.bn2"), &self.bn2, &y);
+        // The shortcut starts from the block's input; the main path sees more.
+        let main = trace.geometry();
+        trace.set_geometry(entry);
         let shortcut = match (&self.downsample, &self.subsample) {
             (Some(d), _) => d.forward(x, trace, prefix),
             (None, Some(pool)) => {
@@ -135,6 +139,7 @@ impl ResidualBlock for BasicBlock {
             }
             (None, None) => x,
         };
+        trace.set_geometry(main.max(trace.geometry()));
         relu(y + shortcut)
     }
 }
@@ -171,6 +176,7 @@ impl ResidualBlock for Bottleneck {
     }
 
     fn forward(&self, x: Tensor<4>, trace: &mut Trace, prefix: &str) -> Tensor<4> {
+        let entry = trace.geometry();
         let y = self.conv1.forward(x.clone());
         trace.conv(&format!("{prefix}.conv1"), &self.conv1, &y);
         let y = relu(self.bn1.forward(y));
@@ -183,10 +189,13 @@ impl ResidualBlock for Bottleneck {
         trace.conv(&format!("{prefix}.conv3"), &self.conv3, &y);
         let y = self.bn3.forward(y);
         trace.bn(&format!("{prefix}.bn3"), &self.bn3, &y);
+        let main = trace.geometry();
+        trace.set_geometry(entry);
         let shortcut = match &self.downsample {
             Some(d) => d.forward(x, trace, prefix),
             None => x,
         };
+        trace.set_geometry(main.max(trace.geometry()));
         relu(y + shortcut)
     }
 }
@@ -338,7 +347,7 @@ impl<B: ResidualBlock> ResNet<B> {
         trace.bn("bn1", &self.bn1, &x);
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
-            trace.op("maxpool", "MaxPool 3x3 s2", &x);
+            trace.pool("maxpool", "MaxPool 3x3 s2", 3, 2, &x);
         }
         for (name, stage) in [
             ("layer1", &self.layer1),

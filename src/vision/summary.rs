@@ -23,25 +23,93 @@ pub struct LayerStat {
     pub params: usize,
     /// Multiply-adds for one sample.
     pub mult_adds: u64,
+    /// Side of the input window that one output pixel of this layer sees (its theoretical
+    /// receptive field; the largest over parallel branches).
+    pub receptive_field: usize,
+}
+
+/// Where a feature map sits relative to the input: receptive field `rf` and `jump`, the input
+/// distance between adjacent pixels. A `k×k` window with stride `s` (dilation 1) maps
+/// `(rf, jump)` to `(rf + (k − 1)·jump, jump·s)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Receptive field side.
+    pub rf: usize,
+    /// Input pixels between adjacent pixels of the map.
+    pub jump: usize,
+}
+
+impl Default for Geometry {
+    fn default() -> Self {
+        Geometry { rf: 1, jump: 1 }
+    }
+}
+
+impl Geometry {
+    /// The larger receptive field of two parallel branches (their jumps are equal).
+    pub fn max(self, other: Geometry) -> Geometry {
+        if other.rf > self.rf {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// Collects [`LayerStat`]s while a model runs, or does nothing when off.
 #[derive(Debug, Default)]
 pub struct Trace {
     layers: Option<Vec<LayerStat>>,
+    geometry: Geometry,
 }
 
 impl Trace {
     /// A trace that records nothing (the training path).
     pub fn off() -> Self {
-        Self { layers: None }
+        Self {
+            layers: None,
+            geometry: Geometry::default(),
+        }
     }
 
     /// A trace that records every layer.
     pub fn on() -> Self {
         Self {
             layers: Some(Vec::new()),
+            geometry: Geometry::default(),
         }
+    }
+
+    /// The current feature map's geometry (save it before a branch).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Sets the current geometry (restore it for the next branch, or set the merge's).
+    pub fn set_geometry(&mut self, g: Geometry) {
+        self.geometry = g;
+    }
+
+    /// A `k×k` window with stride `stride` (convolution or pooling) was applied.
+    pub fn window(&mut self, k: usize, stride: usize) {
+        let g = self.geometry;
+        self.geometry = Geometry {
+            rf: g.rf + (k.max(1) - 1) * g.jump,
+            jump: g.jump * stride.max(1),
+        };
+    }
+
+    /// Records a `k×k`, stride-`stride` pooling whose output is `out`.
+    pub fn pool<const D: usize>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        k: usize,
+        stride: usize,
+        out: &Tensor<D>,
+    ) {
+        self.window(k, stride);
+        self.op(name, kind, out);
     }
 
     /// Whether this trace records.
@@ -71,6 +139,7 @@ impl Trace {
                 output_shape: dims[1..].to_vec(),
                 params,
                 mult_adds: mult_adds_per_sample,
+                receptive_field: self.geometry.rf,
             });
         }
     }
@@ -81,6 +150,7 @@ impl Trace {
             return;
         }
         let w = conv.weight.val().dims(); // [out_c, in_c / groups, kh, kw]
+        self.window(w[2] + (w[2] - 1) * (conv.dilation[0] - 1), conv.stride[0]);
         let d = out.dims();
         let macs = (d[1] * d[2] * d[3]) as u64 * (w[1] * w[2] * w[3]) as u64;
         self.record(

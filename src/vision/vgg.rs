@@ -168,7 +168,7 @@ impl Vgg {
         for &l in &self.layers {
             if l == POOL {
                 x = self.pool.forward(x);
-                trace.op("maxpool", "MaxPool 2x2 s2", &x);
+                trace.pool("maxpool", "MaxPool 2x2 s2", 2, 2, &x);
                 continue;
             }
             let c = &self.features[i];
