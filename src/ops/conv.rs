@@ -106,6 +106,10 @@ fn backend_backward<B: Backend>(
     (dx, dw, db)
 }
 
+/// Largest im2col matrix set (values, all images) the forward keeps for the backward: 16M
+/// values, 64 MB.
+const MAX_SAVED_COLS: usize = 1 << 24;
+
 /// Sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
 struct Geometry {
@@ -305,10 +309,19 @@ impl Conv2dOps for Flex {
         }
         let g = Geometry::new(&x.shape(), &weight.shape(), padding);
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-        let (out, cols) = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, true);
+        // Keeping the im2col matrices saves building them again in the backward, but they are
+        // C·KH·KW times the input: above MAX_SAVED_COLS the backward rebuilds them instead
+        // (memory and page faults cost more than the copy).
+        let keep = g.n * g.ckk() * g.pixels() <= MAX_SAVED_COLS;
+        let (out, cols) = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, keep);
+        let saved = if keep {
+            FlexTensor::from_data(TensorData::new(cols, [g.n, g.ckk(), g.pixels()]))
+        } else {
+            FlexTensor::from_data(TensorData::new(vec![0f32], [1]))
+        };
         (
             FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow])),
-            FlexTensor::from_data(TensorData::new(cols, [g.n, g.ckk(), g.pixels()])),
+            saved,
         )
     }
 
@@ -327,16 +340,19 @@ impl Conv2dOps for Flex {
         let saved_fits = saved.dtype() == DType::F32
             && saved.shape().num_elements() == g.n * ckk * px
             && g.n * ckk * px > 1;
-        if x.dtype() != DType::F32
-            || weight.dtype() != DType::F32
-            || grad.dtype() != DType::F32
-            || !saved_fits
-        {
+        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || grad.dtype() != DType::F32 {
             return backend_backward::<Self>(x, weight, grad, padding, need_x_grad);
         }
-        let (weight, grad, saved) = (contiguous(weight), contiguous(grad), contiguous(saved));
-        let (ws, gs, all_cols): (&[f32], &[f32], &[f32]) =
-            (weight.storage(), grad.storage(), saved.storage());
+        let (x, weight, grad, saved) = (
+            contiguous(x),
+            contiguous(weight),
+            contiguous(grad),
+            contiguous(saved),
+        );
+        let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
+            (x.storage(), weight.storage(), grad.storage());
+        // The forward's im2col matrices, or none: then each task rebuilds them image by image.
+        let all_cols: Option<&[f32]> = saved_fits.then(|| saved.storage());
         let per_task = g.images_per_task();
         let tasks = g.n.div_ceil(per_task);
         let mut dx = if need_x_grad {
@@ -361,11 +377,22 @@ impl Conv2dOps for Flex {
                 };
                 let mut dw = vec![0f32; g.o * ckk];
                 let mut db = vec![0f32; g.o];
+                let mut scratch = if all_cols.is_none() {
+                    vec![0f32; ckk * px]
+                } else {
+                    Vec::new()
+                };
                 let first = t * per_task;
                 let last = (first + per_task).min(g.n);
                 for img in first..last {
                     let gy = &gs[img * g.o * px..(img + 1) * g.o * px]; // [O, OH·OW]
-                    let cols = &all_cols[img * ckk * px..(img + 1) * ckk * px]; // [ckk, px]
+                    let cols: &[f32] = match all_cols {
+                        Some(all) => &all[img * ckk * px..(img + 1) * ckk * px], // [ckk, px]
+                        None => {
+                            im2col(&xs[img * img_len..(img + 1) * img_len], &g, &mut scratch);
+                            &scratch
+                        }
+                    };
                     for (o, row) in gy.chunks(px).enumerate() {
                         db[o] += row.iter().sum::<f32>();
                     }
@@ -519,7 +546,8 @@ pub fn conv2d_s1(
 }
 
 /// Runs burn's [`Conv2d`](burn::nn::conv::Conv2d) layer `layer` on `x` through [`conv2d_s1`]
-/// when the layer fits it (stride 1, dilation 1, one group, a bias, symmetric padding), and
+/// when the layer fits it (stride 1, dilation 1, one group, symmetric padding; a missing bias is
+/// a zero one), and
 /// through the layer's own forward otherwise. The layer keeps its parameters and names, so
 /// checkpoints do not change.
 pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -531,11 +559,17 @@ pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
         }
         _ => None,
     };
-    match (&layer.bias, padding) {
-        (Some(bias), Some(padding))
+    match padding {
+        Some(padding)
             if layer.stride == [1, 1] && layer.dilation == [1, 1] && layer.groups == 1 =>
         {
-            conv2d_s1(x, layer.weight.val(), bias.val(), padding)
+            let weight = layer.weight.val();
+            let bias = match &layer.bias {
+                Some(b) => b.val(),
+                // Bias-free layers (before a batch norm): a constant zero bias, no gradient.
+                None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+            };
+            conv2d_s1(x, weight, bias, padding)
         }
         _ => layer.forward(x),
     }
@@ -593,6 +627,38 @@ mod tests {
                     "d{name} differs by {d} (of {scale}) for {x_shape:?}"
                 );
             }
+        }
+    }
+
+    /// Without the saved im2col matrices (large layers), the backward rebuilds them: same result
+    /// as burn's backward.
+    #[test]
+    fn backward_without_saved_columns_matches_burns() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([3, 4, 9, 7], Distribution::Default, &device);
+        let w = Tensor::<4>::random([5, 4, 3, 3], Distribution::Default, &device);
+        let gy = Tensor::<4>::random([3, 5, 9, 7], Distribution::Default, &device);
+        let p = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
+        let placeholder = FlexTensor::from_data(TensorData::new(vec![0f32], [1]));
+        let ours = <Flex as Conv2dOps>::conv2d_s1_backward(
+            p(x.clone()),
+            p(w.clone()),
+            placeholder,
+            p(gy.clone()),
+            [1, 1],
+            true,
+        );
+        let theirs = backend_backward::<Flex>(p(x), p(w), p(gy), [1, 1], true);
+        for (a, b) in [(ours.0, theirs.0), (ours.1, theirs.1), (ours.2, theirs.2)] {
+            let (a, b) = (contiguous(a), contiguous(b));
+            let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
+            assert_eq!(a.len(), b.len());
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "differs by {d}");
         }
     }
 

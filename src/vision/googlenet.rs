@@ -40,7 +40,7 @@ impl BasicConv2d {
     }
 
     fn forward(&self, x: Tensor<4>, trace: &mut Trace, name: &str) -> Tensor<4> {
-        let y = self.conv.forward(x);
+        let y = crate::ops::conv2d_layer(&self.conv, x);
         trace.conv(&format!("{name}.conv"), &self.conv, &y);
         let y = relu(self.bn.forward(y));
         trace.bn(&format!("{name}.bn"), &self.bn, &y);

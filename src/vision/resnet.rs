@@ -43,7 +43,7 @@ impl Downsample {
     }
 
     fn forward(&self, x: Tensor<4>, trace: &mut Trace, prefix: &str) -> Tensor<4> {
-        let y = self.conv.forward(x);
+        let y = conv2d_layer(&self.conv, x);
         trace.conv(&format!("{prefix}.downsample.conv"), &self.conv, &y);
         let y = self.bn.forward(y);
         trace.bn(&format!("{prefix}.downsample.bn"), &self.bn, &y);
@@ -177,15 +177,15 @@ impl ResidualBlock for Bottleneck {
 
     fn forward(&self, x: Tensor<4>, trace: &mut Trace, prefix: &str) -> Tensor<4> {
         let entry = trace.geometry();
-        let y = self.conv1.forward(x.clone());
+        let y = conv2d_layer(&self.conv1, x.clone());
         trace.conv(&format!("{prefix}.conv1"), &self.conv1, &y);
         let y = relu(self.bn1.forward(y));
         trace.bn(&format!("{prefix}.bn1"), &self.bn1, &y);
-        let y = self.conv2.forward(y);
+        let y = conv2d_layer(&self.conv2, y);
         trace.conv(&format!("{prefix}.conv2"), &self.conv2, &y);
         let y = relu(self.bn2.forward(y));
         trace.bn(&format!("{prefix}.bn2"), &self.bn2, &y);
-        let y = self.conv3.forward(y);
+        let y = conv2d_layer(&self.conv3, y);
         trace.conv(&format!("{prefix}.conv3"), &self.conv3, &y);
         let y = self.bn3.forward(y);
         trace.bn(&format!("{prefix}.bn3"), &self.bn3, &y);
@@ -341,7 +341,7 @@ impl<B: ResidualBlock> ResNet<B> {
 
     /// [`forward`](Self::forward), recording every layer into `trace`.
     pub fn forward_traced(&self, x: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
-        let x = self.conv1.forward(x);
+        let x = conv2d_layer(&self.conv1, x);
         trace.conv("conv1", &self.conv1, &x);
         let mut x = relu(self.bn1.forward(x));
         trace.bn("bn1", &self.bn1, &x);

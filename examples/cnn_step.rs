@@ -1,0 +1,101 @@
+//! Times ResNet inference or a training step on random data, for bench/cnn_bench.py. Prints one
+//! JSON line: the median milliseconds per batch.
+//!
+//! cargo run --release --example cnn_step -- MODEL (infer|train) BATCH [STEPS]
+//! (inference at 3x224x224 for ImageNet models, training at the model's own input size with SGD,
+//! momentum 0.9, cross-entropy on random labels).
+
+use std::time::Instant;
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use deepnet::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
+
+struct Bench {
+    train: bool,
+    batch: usize,
+    steps: usize,
+}
+
+impl ZooVisitor for Bench {
+    type Output = f64;
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> f64 {
+        let [c, h, w] = spec.input;
+        let device = device(self.train);
+        let x = Tensor::<4>::random([self.batch, c, h, w], Distribution::Default, &device);
+        let mut times = Vec::new();
+        if self.train {
+            let labels: Vec<i64> = (0..self.batch).map(|i| (i % spec.classes) as i64).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [self.batch]), &device);
+            let loss_fn = CrossEntropyLossConfig::new().init(&device);
+            let mut optim: ModuleOptimizer = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig {
+                    momentum: 0.9,
+                    dampening: 0.0,
+                    nesterov: false,
+                }))
+                .init();
+            let mut model = model;
+            for i in 0..self.steps + 2 {
+                let t = Instant::now();
+                let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(0.1, model, grads);
+                if i >= 2 {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        } else {
+            for i in 0..self.steps + 2 {
+                let t = Instant::now();
+                let logits = model.forward(x.clone());
+                let _ = logits.into_data();
+                if i >= 2 {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+}
+
+/// Training runs on the autodiff device; the model is built there so its parameters track
+/// gradients.
+fn device(train: bool) -> Device {
+    if train {
+        Device::flex().autodiff()
+    } else {
+        Device::flex()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: cnn_step MODEL (infer|train) BATCH [STEPS]";
+    let (Some(model), Some(mode), Some(batch)) = (args.get(1), args.get(2), args.get(3)) else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
+    let batch: usize = batch.parse().unwrap_or(1);
+    let steps: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let bench = Bench {
+        train: mode == "train",
+        batch,
+        steps,
+    };
+    let spec = deepnet::vision::spec(model).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let ms =
+        visit_model(model, spec.classes, &device(mode == "train"), bench).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
+    println!(
+        "{{\"model\": \"{model}\", \"mode\": \"{mode}\", \"batch\": {batch}, \"ms\": {ms:.3}}}"
+    );
+}
