@@ -139,59 +139,6 @@ pub(crate) fn avx512() -> bool {
 #[cfg(target_arch = "x86_64")]
 const MR512: usize = 8;
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gemm_avx512(
-    m: usize,
-    a: &[f32],
-    strides: [usize; 2],
-    b: &PackedB,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    let (k, n) = (b.k, b.n);
-    let tiles = m.div_ceil(MR512);
-    // All of A's row tiles for one k block, packed; then panel by panel, so that a block of
-    // the panel stays in L1 across the row tiles.
-    APACK.with_borrow_mut(|apack| {
-        apack.resize(tiles * KC * MR512, 0.0);
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = KC.min(k - k0);
-            let acc = accumulate || k0 > 0;
-            for t in 0..tiles {
-                let i = t * MR512;
-                let rows = MR512.min(m - i);
-                let buf = &mut apack[t * KC * MR512..(t + 1) * KC * MR512];
-                pack_a::<MR512>(a, strides, i, rows, k0, kc, buf);
-            }
-            let st = [1, MR512];
-            for p in 0..n.div_ceil(NR) {
-                let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
-                let cols = NR.min(n - p * NR);
-                for t in 0..tiles {
-                    let i = t * MR512;
-                    let rows = MR512.min(m - i);
-                    let a_ptr = apack.as_ptr().add(t * KC * MR512);
-                    let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
-                    match rows {
-                        8 => tile512::<8>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        7 => tile512::<7>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        6 => tile512::<6>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        5 => tile512::<5>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        4 => tile512::<4>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        3 => tile512::<3>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        2 => tile512::<2>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        _ => tile512::<1>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                    }
-                }
-            }
-            k0 += kc;
-        }
-    });
-}
-
 /// One `R × 16` tile of `C` in `R` 16-lane accumulators: one panel load and `R` broadcasts per
 /// `k`.
 #[cfg(target_arch = "x86_64")]
@@ -265,56 +212,74 @@ fn gemm_portable(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(
-    m: usize,
-    a: &[f32],
-    strides: [usize; 2],
-    b: &PackedB,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    let (k, n) = (b.k, b.n);
-    let tiles = m.div_ceil(MR);
-    // All of A's row tiles for one k block, packed; then panel by panel, so that a block of
-    // the panel stays in L1 across the row tiles.
-    APACK.with_borrow_mut(|apack| {
-        apack.resize(tiles * KC * MR, 0.0);
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = KC.min(k - k0);
-            let acc = accumulate || k0 > 0;
-            for t in 0..tiles {
-                let i = t * MR;
-                let rows = MR.min(m - i);
-                let buf = &mut apack[t * KC * MR..(t + 1) * KC * MR];
-                pack_a::<MR>(a, strides, i, rows, k0, kc, buf);
-            }
-            let st = [1, MR];
-            for p in 0..n.div_ceil(NR) {
-                let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
-                let cols = NR.min(n - p * NR);
-                for t in 0..tiles {
-                    let i = t * MR;
-                    let rows = MR.min(m - i);
-                    let a_ptr = apack.as_ptr().add(t * KC * MR);
-                    let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
-                    match rows {
-                        6 => tile::<6>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        5 => tile::<5>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        4 => tile::<4>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        3 => tile::<3>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        2 => tile::<2>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
-                        _ => tile::<1>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+/// The driver of a micro-kernel family: k in blocks of [`KC`]; per block, all of A's row tiles
+/// packed, then panel by panel, so that a block of the panel stays in L1 across the row tiles.
+/// `$tile::<R>` computes an `R × 16` tile; `$mr` is the largest `R`.
+macro_rules! driver {
+    ($(#[$attr:meta])* $name:ident, $tile:ident, $mr:expr, [$($r:literal),*]) => {
+        $(#[$attr])*
+        unsafe fn $name(
+            m: usize,
+            a: &[f32],
+            strides: [usize; 2],
+            b: &PackedB,
+            c: &mut [f32],
+            ldc: usize,
+            accumulate: bool,
+        ) {
+            let (k, n) = (b.k, b.n);
+            let tiles = m.div_ceil($mr);
+            APACK.with_borrow_mut(|apack| {
+                apack.resize(tiles * KC * $mr, 0.0);
+                let mut k0 = 0;
+                while k0 < k {
+                    let kc = KC.min(k - k0);
+                    let acc = accumulate || k0 > 0;
+                    for t in 0..tiles {
+                        let i = t * $mr;
+                        let rows = ($mr).min(m - i);
+                        let buf = &mut apack[t * KC * $mr..(t + 1) * KC * $mr];
+                        pack_a::<{ $mr }>(a, strides, i, rows, k0, kc, buf);
                     }
+                    let st = [1, $mr];
+                    for p in 0..n.div_ceil(NR) {
+                        let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
+                        let cols = NR.min(n - p * NR);
+                        for t in 0..tiles {
+                            let i = t * $mr;
+                            let rows = ($mr).min(m - i);
+                            let a_ptr = apack.as_ptr().add(t * KC * $mr);
+                            let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
+                            match rows {
+                                $($r => $tile::<$r>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),)*
+                                _ => $tile::<1>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                            }
+                        }
+                    }
+                    k0 += kc;
                 }
-            }
-            k0 += kc;
+            });
         }
-    });
+    };
 }
+
+driver!(
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    gemm_avx512,
+    tile512,
+    MR512,
+    [8, 7, 6, 5, 4, 3, 2]
+);
+
+driver!(
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    gemm_avx2,
+    tile,
+    MR,
+    [6, 5, 4, 3, 2]
+);
 
 /// Copies `A[i0 .. i0 + rows, k0 .. k0 + kc]` into `out` as `out[kk · mr + r]`, so the
 /// micro-kernel's broadcasts read consecutive memory whatever A's strides (a transposed A would

@@ -138,9 +138,14 @@ fn gate_names(cell: CellKind) -> &'static [&'static str] {
     }
 }
 
-/// Measures `‖∂L/∂h_t‖` (and `‖∂L/∂C_t‖` for LSTM), `t = 1..T`, `L = Σ h_T`, on `device`
-/// (which must support autodiff), and the spectrum of each gate block of `W_hh`.
+/// Measures `‖∂L/∂h_t‖` (and `‖∂L/∂C_t‖` for LSTM), `t = 1..T`, `L = Σ h_T`, on `device` (its
+/// autodiff form, if it is not one already), and the spectrum of each gate block of `W_hh`.
 pub fn gradient_norms(probe: &GradientProbe, device: &Device) -> Result<GradientReport> {
+    let device = &if device.is_autodiff() {
+        device.clone()
+    } else {
+        device.clone().autodiff()
+    };
     let (t_len, h, b) = (probe.steps, probe.hidden, probe.batch);
     if t_len == 0 || h == 0 || b == 0 {
         return Err(Error::invalid(
@@ -343,7 +348,8 @@ mod tests {
 
     #[test]
     fn orthogonal_init_has_unit_spectrum() {
-        let device = Device::flex().autodiff();
+        // A plain device is turned into its autodiff form.
+        let device = Device::flex();
         let r = gradient_norms(&probe(CellKind::RnnTanh, Init::Orthogonal, 1.0), &device).unwrap();
         let s = &r.spectra[0];
         for (re, im) in &s.eigenvalues {

@@ -407,73 +407,46 @@ layer!(
     |c| c.reset.kind()
 );
 
-impl Rnn {
-    /// `input [T, B, I]` (or `[B, T, I]` with `batch_first`), optional `h0 [L·D, B, H]` ->
-    /// `(output [T, B, D·H], h_n [L·D, B, H])`.
-    pub fn forward(
-        &self,
-        input: Tensor<3>,
-        h0: Option<Tensor<3>>,
-    ) -> Result<(Tensor<3>, Tensor<3>)> {
-        self.forward_with(input, None, h0, Implementation::Auto)
-    }
+/// `forward` and `forward_with` of the layers whose state is `h` alone.
+macro_rules! forward_h {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// `input [T, B, I]` (or `[B, T, I]` with `batch_first`), optional
+            /// `h0 [L·D, B, H]` -> `(output [T, B, D·H], h_n [L·D, B, H])`.
+            pub fn forward(
+                &self,
+                input: Tensor<3>,
+                h0: Option<Tensor<3>>,
+            ) -> Result<(Tensor<3>, Tensor<3>)> {
+                self.forward_with(input, None, h0, Implementation::Auto)
+            }
 
-    /// [`forward`](Self::forward) with per-row `lengths` (padded steps change nothing, their
-    /// outputs are zero) and a choice of implementation.
-    pub fn forward_with(
-        &self,
-        input: Tensor<3>,
-        lengths: Option<&[usize]>,
-        h0: Option<Tensor<3>>,
-        implementation: Implementation,
-    ) -> Result<(Tensor<3>, Tensor<3>)> {
-        let (out, h, _) = run(
-            &self.shape(),
-            &self.cells,
-            &self.dropout,
-            input,
-            lengths,
-            h0,
-            None,
-            implementation,
-        )?;
-        Ok((out, h))
-    }
+            /// [`forward`](Self::forward) with per-row `lengths` (padded steps change nothing,
+            /// their outputs are zero) and a choice of implementation.
+            pub fn forward_with(
+                &self,
+                input: Tensor<3>,
+                lengths: Option<&[usize]>,
+                h0: Option<Tensor<3>>,
+                implementation: Implementation,
+            ) -> Result<(Tensor<3>, Tensor<3>)> {
+                let (out, h, _) = run(
+                    &self.shape(),
+                    &self.cells,
+                    &self.dropout,
+                    input,
+                    lengths,
+                    h0,
+                    None,
+                    implementation,
+                )?;
+                Ok((out, h))
+            }
+        }
+    )*};
 }
 
-impl Gru {
-    /// `input [T, B, I]` (or `[B, T, I]` with `batch_first`), optional `h0 [L·D, B, H]` ->
-    /// `(output [T, B, D·H], h_n [L·D, B, H])`.
-    pub fn forward(
-        &self,
-        input: Tensor<3>,
-        h0: Option<Tensor<3>>,
-    ) -> Result<(Tensor<3>, Tensor<3>)> {
-        self.forward_with(input, None, h0, Implementation::Auto)
-    }
-
-    /// [`forward`](Self::forward) with per-row `lengths` (padded steps change nothing, their
-    /// outputs are zero) and a choice of implementation.
-    pub fn forward_with(
-        &self,
-        input: Tensor<3>,
-        lengths: Option<&[usize]>,
-        h0: Option<Tensor<3>>,
-        implementation: Implementation,
-    ) -> Result<(Tensor<3>, Tensor<3>)> {
-        let (out, h, _) = run(
-            &self.shape(),
-            &self.cells,
-            &self.dropout,
-            input,
-            lengths,
-            h0,
-            None,
-            implementation,
-        )?;
-        Ok((out, h))
-    }
-}
+forward_h!(Rnn, Gru);
 
 impl Lstm {
     /// `input [T, B, I]` (or `[B, T, I]` with `batch_first`), optional initial state (each
