@@ -391,3 +391,54 @@ fn summary_reports_receptive_fields() {
         assert_eq!(got, rf, "{model} {layer}: {line}");
     }
 }
+
+#[test]
+fn visualize_draws_filters_and_feature_maps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_dir();
+    let filters = tmp.path().join("f.png");
+    let o = deepnet(&[
+        "visualize",
+        "filters",
+        run.to_str().unwrap(),
+        "--out",
+        filters.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // conv1: 6 filters of 5x5, 3 per row, each weight 12x12 pixels, 2-pixel gaps.
+    let img = image::open(&filters).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 62 + 2, 2 * 62 + 2));
+    let pic = tmp.path().join("x.png");
+    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * y) % 256) as u8]))
+        .save(&pic)
+        .unwrap();
+    let out_dir = tmp.path().join("acts");
+    let o = deepnet(&[
+        "visualize",
+        "activations",
+        run.to_str().unwrap(),
+        pic.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // LeNet-5's stages: 28x28, 14x14, 10x10, 5x5, 1x1.
+    let files: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(files.len(), 5, "{files:?}");
+    assert!(
+        files[0].ends_with("6x28x28.png") && files[4].ends_with("120x1x1.png"),
+        "{files:?}"
+    );
+    for f in &files {
+        assert!(image::open(f).is_ok(), "{f}");
+    }
+    let bad = tmp.path().join("bad.png");
+    std::fs::write(&bad, b"not a picture").unwrap();
+    let o = deepnet(&[
+        "visualize",
+        "activations",
+        run.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, "not a readable image");
+}

@@ -10,6 +10,7 @@ mod predict;
 mod progress;
 mod summary;
 mod train;
+mod visualize;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// Raw logits of a zoo model with torchvision weights for a float32 N×C×H×W .npy input.
     Infer(infer::InferArgs),
+    /// Draw the first layer's filters or an image's feature maps at each stage (PNG grids).
+    Visualize(visualize::VisualizeArgs),
     /// Measure ‖∂L/∂h_t‖ through time for RNN/LSTM/GRU and the recurrent matrix's spectrum.
     Gradients(gradients::GradientsArgs),
 }
@@ -47,6 +50,7 @@ pub fn run() -> std::process::ExitCode {
         Command::Summary(a) => summary::run(a),
         Command::Gradients(a) => gradients::run(a),
         Command::Infer(a) => infer::run(a),
+        Command::Visualize(a) => visualize::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

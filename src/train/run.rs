@@ -442,3 +442,123 @@ pub fn write_report(dir: &Path, history: &[EpochMetrics], test: &EvalReport) -> 
     let json = serde_json::to_string_pretty(test).expect("report serializes");
     write_atomic(&report.join("test_report.json"), json.as_bytes())
 }
+
+/// Where a visualisation goes by default: the run's `report/` when `path` is a run directory,
+/// else the current directory.
+fn default_out_dir(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("report")
+    } else {
+        PathBuf::from(".")
+    }
+}
+
+struct FiltersVisitor<'a> {
+    loaded: &'a Loaded,
+    out: &'a Path,
+}
+
+impl ZooVisitor for FiltersVisitor<'_> {
+    type Output = Result<PathBuf>;
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<PathBuf> {
+        let model = load_weights(model, &self.loaded.path)?;
+        let w = crate::vision::visualize::first_conv_weights(&model).ok_or_else(|| {
+            Error::invalid("model", format!("{} has no convolution to draw", spec.name))
+        })?;
+        let k = w.dims()[2].max(w.dims()[3]);
+        let zoom = (64 / k.max(1)).clamp(4, 16) as u32;
+        crate::vision::visualize::filter_grid(w, zoom, self.out)?;
+        Ok(self.out.to_path_buf())
+    }
+}
+
+/// Draws the first convolution's filters of the checkpoint at `path` (a run directory or a
+/// checkpoint file) as a PNG grid at `out` (default: `report/filters.png` of the run, or
+/// `filters.png`). Returns the file written.
+pub fn visualize_filters(path: &Path, out: Option<&Path>) -> Result<PathBuf> {
+    let loaded = load_meta(path, None)?;
+    let out = match out {
+        Some(o) => o.to_path_buf(),
+        None => default_out_dir(path).join("filters.png"),
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let run = &loaded.meta.run;
+    visit_model(
+        &run.model,
+        run.num_classes,
+        &Device::flex(),
+        FiltersVisitor {
+            loaded: &loaded,
+            out: &out,
+        },
+    )?
+}
+
+struct ActivationsVisitor<'a> {
+    loaded: &'a Loaded,
+    image: &'a Path,
+    out_dir: &'a Path,
+}
+
+impl ZooVisitor for ActivationsVisitor<'_> {
+    type Output = Result<Vec<PathBuf>>;
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<Vec<PathBuf>> {
+        let [_, rows, cols] = spec.input;
+        let pixels = load_grey_image(self.image, rows, cols)?;
+        let model = load_weights(model, &self.loaded.path)?;
+        let data = ImageDataset {
+            labels: vec![0],
+            images: pixels,
+            rows,
+            cols,
+            class_names: self.loaded.meta.run.data.class_names.clone(),
+        };
+        let batcher = ImageBatcher::new(Device::flex(), self.loaded.meta.run.data.normalization);
+        let batch = batcher.batch(&data, &[0]);
+        let mut trace = crate::vision::Trace::capturing();
+        let _ = model.forward_traced(batch.images, &mut trace);
+        let mut written = Vec::new();
+        for (i, (name, maps)) in crate::vision::visualize::stages(trace.into_captures())
+            .into_iter()
+            .enumerate()
+        {
+            let [_, c, h, w] = maps.dims();
+            let file = self.out_dir.join(format!(
+                "activations-{}-{}-{c}x{h}x{w}.png",
+                i + 1,
+                name.replace('.', "_")
+            ));
+            crate::vision::visualize::feature_map_grid(maps, 64, &file)?;
+            written.push(file);
+        }
+        Ok(written)
+    }
+}
+
+/// Runs `image` through the checkpoint at `path` and draws, for each stage (each spatial size
+/// the network reaches), the feature maps of its last convolution or pooling as a PNG grid in
+/// `out_dir` (default: the run's `report/`, or the current directory). Returns the files.
+pub fn visualize_activations(
+    path: &Path,
+    image: &Path,
+    out_dir: Option<&Path>,
+) -> Result<Vec<PathBuf>> {
+    let loaded = load_meta(path, None)?;
+    let out_dir = out_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_out_dir(path));
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let run = &loaded.meta.run;
+    visit_model(
+        &run.model,
+        run.num_classes,
+        &Device::flex(),
+        ActivationsVisitor {
+            loaded: &loaded,
+            image,
+            out_dir: &out_dir,
+        },
+    )?
+}

@@ -61,6 +61,8 @@ impl Geometry {
 pub struct Trace {
     layers: Option<Vec<LayerStat>>,
     geometry: Geometry,
+    /// Feature maps kept by [`Trace::capturing`]: convolution and pooling outputs.
+    captures: Option<Vec<(String, Tensor<4>)>>,
 }
 
 impl Trace {
@@ -69,6 +71,33 @@ impl Trace {
         Self {
             layers: None,
             geometry: Geometry::default(),
+            captures: None,
+        }
+    }
+
+    /// A trace that records every layer and also keeps the output of every convolution and
+    /// pooling (what `deepnet visualize activations` draws).
+    pub fn capturing() -> Self {
+        Self {
+            captures: Some(Vec::new()),
+            ..Self::on()
+        }
+    }
+
+    /// The kept feature maps, in the order the layers ran.
+    pub fn into_captures(self) -> Vec<(String, Tensor<4>)> {
+        self.captures.unwrap_or_default()
+    }
+
+    fn capture<const D: usize>(&mut self, name: &str, out: &Tensor<D>) {
+        if let Some(c) = &mut self.captures {
+            let d = out.dims();
+            if D == 4 {
+                c.push((
+                    name.to_string(),
+                    out.clone().reshape([d[0], d[1], d[2], d[3]]),
+                ));
+            }
         }
     }
 
@@ -77,6 +106,7 @@ impl Trace {
         Self {
             layers: Some(Vec::new()),
             geometry: Geometry::default(),
+            captures: None,
         }
     }
 
@@ -110,6 +140,7 @@ impl Trace {
     ) {
         self.window(k, stride);
         self.op(name, kind, out);
+        self.capture(name, out);
     }
 
     /// Whether this trace records.
@@ -153,6 +184,7 @@ impl Trace {
         self.window(w[2] + (w[2] - 1) * (conv.dilation[0] - 1), conv.stride[0]);
         let d = out.dims();
         let macs = (d[1] * d[2] * d[3]) as u64 * (w[1] * w[2] * w[3]) as u64;
+        self.capture(name, out);
         self.record(
             name,
             || {
