@@ -308,3 +308,54 @@ fn infer_gives_torchvision_logits_and_refuses_bad_input() {
         "no output on failure"
     );
 }
+
+/// `deepnet predict --model --weights`: ImageNet transform, top-5 with ImageNet's class names.
+#[test]
+fn imagenet_predict_prints_top5_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    visit_model("resnet18", 1000, &Device::flex(), RuleExport)
+        .unwrap()
+        .write_safetensors(p("r18.safetensors"))
+        .unwrap();
+    // A 300x200 colour picture: resized so the shorter side is 256, centre 224x224 cropped.
+    image::RgbImage::from_fn(300, 200, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    })
+    .save(p("pic.png"))
+    .unwrap();
+    let o = deepnet(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        &p("r18.safetensors"),
+        &p("pic.png"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains('%')).collect();
+    assert_eq!(rows.len(), 5, "{out}");
+    let names = deepnet::data::image_file::imagenet_classes();
+    assert_eq!(names.len(), 1000);
+    for r in &rows {
+        let name = r.split('%').nth(1).unwrap().trim();
+        assert!(names.contains(&name), "{name} is not an ImageNet class");
+    }
+    fails_with(
+        &deepnet(&["predict", "--weights", &p("r18.safetensors"), &p("pic.png")]),
+        "needs --model",
+    );
+    std::fs::write(p("bad.jpg"), b"garbage").unwrap();
+    fails_with(
+        &deepnet(&[
+            "predict",
+            "--model",
+            "resnet18",
+            "--weights",
+            &p("r18.safetensors"),
+            &p("bad.jpg"),
+        ]),
+        "not a readable image",
+    );
+}

@@ -27,3 +27,53 @@ pub fn load_grey_image(path: &Path, rows: usize, cols: usize) -> Result<Vec<u8>>
     };
     Ok(grey.into_raw())
 }
+
+/// ImageNet's per-channel mean (RGB), as torchvision's weights expect.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation (RGB).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The 1000 ImageNet class names in torchvision's order (assets/imagenet_classes.txt, written
+/// by scripts/make_imagenet_classes.py).
+pub fn imagenet_classes() -> Vec<&'static str> {
+    include_str!("../../assets/imagenet_classes.txt")
+        .lines()
+        .collect()
+}
+
+/// torchvision's ImageNet evaluation transform: the image at `path` as RGB, its shorter side
+/// resized to `resize` (triangle filter), the centre `crop`×`crop` cut out, scaled to [0, 1]
+/// and normalised with [`IMAGENET_MEAN`] and [`IMAGENET_STD`]. Returns `[3, crop, crop]`
+/// values, channel-major.
+pub fn load_imagenet_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let img = image::load_from_memory(&bytes)
+        .map_err(|e| Error::bad_data(path, format!("not a readable image ({e})")))?
+        .to_rgb8();
+    let (w, h) = (img.width().max(1), img.height().max(1));
+    // Shorter side to `resize`, the other in proportion (rounded down, as torchvision).
+    let (nw, nh) = if w <= h {
+        (resize, (resize as u64 * h as u64 / w as u64) as u32)
+    } else {
+        ((resize as u64 * w as u64 / h as u64) as u32, resize)
+    };
+    let img = image::imageops::resize(
+        &img,
+        nw.max(crop),
+        nh.max(crop),
+        image::imageops::FilterType::Triangle,
+    );
+    let (left, top) = ((img.width() - crop) / 2, (img.height() - crop) / 2);
+    let n = (crop * crop) as usize;
+    let mut out = vec![0f32; 3 * n];
+    for y in 0..crop {
+        for x in 0..crop {
+            let p = img.get_pixel(left + x, top + y);
+            for c in 0..3 {
+                out[c * n + (y * crop + x) as usize] =
+                    (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+            }
+        }
+    }
+    Ok(out)
+}

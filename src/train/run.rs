@@ -562,3 +562,104 @@ pub fn visualize_activations(
         },
     )?
 }
+
+struct ImageNetPredict<'a> {
+    dict: &'a crate::weights::StateDict,
+    images: &'a [PathBuf],
+    k: usize,
+}
+
+impl ZooVisitor for ImageNetPredict<'_> {
+    type Output = Result<Vec<Prediction>>;
+    fn visit<M: ImageClassifier>(
+        self,
+        model: M,
+        spec: &'static ModelSpec,
+    ) -> Result<Vec<Prediction>> {
+        if spec.input[0] != 3 {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "{} reads grey images: use `deepnet predict RUN IMAGE...`",
+                    spec.name
+                ),
+            ));
+        }
+        // Decode every image first: a bad file fails the command before any work.
+        let mut pixels = Vec::with_capacity(self.images.len());
+        for path in self.images {
+            pixels.extend(crate::data::image_file::load_imagenet_image(
+                path, 256, 224,
+            )?);
+        }
+        let namer = model.clone();
+        let model = crate::weights::torchvision::load_state_dict(
+            model,
+            &|p| namer.torch_key(p),
+            self.dict,
+        )?;
+        let n = self.images.len();
+        let x = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(pixels, [n, 3, 224, 224]),
+            &Device::flex(),
+        );
+        let probs = burn::tensor::activation::softmax(model.forward(x), 1);
+        let classes = probs.dims()[1];
+        let probs = probs
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::invalid("logits", format!("{e:?}")))?;
+        let names = crate::data::image_file::imagenet_classes();
+        let name = |c: usize| {
+            if classes == names.len() {
+                names[c].to_string()
+            } else {
+                format!("class {c}")
+            }
+        };
+        Ok(self
+            .images
+            .iter()
+            .zip(probs.chunks(classes))
+            .map(|(image, row)| {
+                let mut idx: Vec<usize> = (0..classes).collect();
+                idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+                Prediction {
+                    image: image.clone(),
+                    top: idx
+                        .into_iter()
+                        .take(self.k)
+                        .map(|c| (name(c), row[c]))
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Classifies `images` with zoo model `model` and torchvision weights at `weights` (`.pth` or
+/// `.safetensors`), after torchvision's ImageNet transform (shorter side 256, centre crop 224,
+/// mean/std); for 1000-class models the names are ImageNet's. Returns the top `k`.
+pub fn predict_imagenet(
+    model: &str,
+    weights: &Path,
+    images: &[PathBuf],
+    k: usize,
+    num_classes: Option<usize>,
+) -> Result<Vec<Prediction>> {
+    if images.is_empty() {
+        return Err(Error::invalid("IMAGE", "give at least one image file"));
+    }
+    let spec = spec(model)?;
+    let dict = crate::weights::StateDict::read(weights)?;
+    visit_model(
+        model,
+        num_classes.unwrap_or(spec.classes),
+        &Device::flex(),
+        ImageNetPredict {
+            dict: &dict,
+            images,
+            k: k.max(1),
+        },
+    )?
+}
