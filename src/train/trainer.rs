@@ -211,8 +211,15 @@ pub fn train<M: ImageClassifier>(
             lr = cfg
                 .schedule
                 .lr_at(cfg.lr, global_step, steps_per_epoch, total_steps);
-            let logits = model.forward(batch.images);
-            let loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+            let (logits, aux) = model.forward_train(batch.images);
+            let mut loss = loss_fn.forward(logits.clone(), batch.labels.clone());
+            // Auxiliary classifiers (GoogLeNet): their weighted losses join the main one.
+            for (aux_logits, weight) in aux {
+                loss = loss
+                    + loss_fn
+                        .forward(aux_logits, batch.labels.clone())
+                        .mul_scalar(weight);
+            }
             let loss_value = loss.clone().into_scalar::<f32>();
             if !loss_value.is_finite() {
                 return Err(Error::Diverged {

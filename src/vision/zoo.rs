@@ -23,6 +23,12 @@ pub trait ImageClassifier: Module + Clone + Send + 'static {
     fn torch_key(&self, path: &str) -> String {
         crate::weights::torchvision::default_torch_key(path)
     }
+    /// The training forward: the logits, and auxiliary logits with the weight of their loss
+    /// (GoogLeNet's two side classifiers, 0.3 each as in torchvision's reference training;
+    /// none for the other models). The training loop adds the weighted losses.
+    fn forward_train(&self, images: Tensor<4>) -> (Tensor<2>, Vec<(Tensor<2>, f32)>) {
+        (self.forward(images), Vec::new())
+    }
 }
 
 impl ImageClassifier for Lenet5 {
@@ -61,13 +67,28 @@ macro_rules! classifier {
     )*};
 }
 
-classifier!(
-    AlexNet,
-    Vgg,
-    ResNet<BasicBlock>,
-    ResNet<Bottleneck>,
-    GoogLeNet
-);
+classifier!(AlexNet, Vgg, ResNet<BasicBlock>, ResNet<Bottleneck>);
+
+impl ImageClassifier for GoogLeNet {
+    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        GoogLeNet::forward(self, images)
+    }
+    fn forward_traced(&self, images: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
+        GoogLeNet::forward_traced(self, images, trace)
+    }
+    fn torch_key(&self, path: &str) -> String {
+        GoogLeNet::torch_key(self, path)
+    }
+    fn forward_train(&self, images: Tensor<4>) -> (Tensor<2>, Vec<(Tensor<2>, f32)>) {
+        let (logits, aux1, aux2) = self.forward_aux(images);
+        let aux = [aux1, aux2]
+            .into_iter()
+            .flatten()
+            .map(|a| (a, 0.3))
+            .collect();
+        (logits, aux)
+    }
+}
 
 /// What the registry knows of a model before building it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,5 +286,32 @@ mod tests {
             visit_model("resnet20", 10, &device, Count).unwrap(),
             269_722 - 288
         );
+    }
+}
+
+#[cfg(test)]
+mod aux_tests {
+    use super::*;
+
+    /// GoogLeNet trains with its two side classifiers, weighted 0.3; the other models have none.
+    #[test]
+    fn googlenet_training_forward_has_weighted_aux_logits() {
+        let device = Device::flex();
+        let g = GoogLeNetConfig::new().with_num_classes(10).init(&device);
+        let x = Tensor::<4>::zeros([1, 3, 64, 64], &device);
+        let (logits, aux) = g.forward_train(x.clone());
+        assert_eq!(logits.dims(), [1, 10]);
+        assert_eq!(aux.len(), 2);
+        for (a, w) in aux {
+            assert_eq!(a.dims(), [1, 10]);
+            assert_eq!(w, 0.3);
+        }
+        let r = ResNetConfig::cifar(20, 10, 3)
+            .unwrap()
+            .init::<BasicBlock>(&device);
+        assert!(r
+            .forward_train(Tensor::zeros([1, 3, 28, 28], &device))
+            .1
+            .is_empty());
     }
 }
