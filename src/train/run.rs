@@ -343,6 +343,34 @@ pub struct Prediction {
     pub top: Vec<(String, f32)>,
 }
 
+/// The `k` most probable classes of each image, from logits `[images, classes]` (softmax),
+/// named by `name`.
+fn top_k(
+    logits: Tensor<2>,
+    images: &[PathBuf],
+    k: usize,
+    name: impl Fn(usize) -> String,
+) -> Result<Vec<Prediction>> {
+    let classes = logits.dims()[1];
+    let probs = burn::tensor::activation::softmax(logits, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| Error::invalid("logits", format!("{e:?}")))?;
+    Ok(images
+        .iter()
+        .zip(probs.chunks(classes.max(1)))
+        .map(|(image, row)| {
+            let mut idx: Vec<usize> = (0..classes).collect();
+            idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            Prediction {
+                image: image.clone(),
+                top: idx.into_iter().take(k).map(|c| (name(c), row[c])).collect(),
+            }
+        })
+        .collect())
+}
+
 struct PredictVisitor<'a> {
     loaded: &'a Loaded,
     images: &'a [PathBuf],
@@ -375,31 +403,8 @@ impl ZooVisitor for PredictVisitor<'_> {
             ImageBatcher::new(self.device.clone(), self.loaded.meta.run.data.normalization);
         let order: Vec<usize> = (0..data.len()).collect();
         let batch = batcher.batch(&data, &order);
-        let probs = burn::tensor::activation::softmax(model.forward(batch.images), 1);
-        let classes = data.class_names.len();
-        let probs = probs
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        Ok(self
-            .images
-            .iter()
-            .enumerate()
-            .map(|(i, path)| {
-                let row = &probs[i * classes..(i + 1) * classes];
-                let mut idx: Vec<usize> = (0..classes).collect();
-                idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-                Prediction {
-                    image: path.clone(),
-                    top: idx
-                        .into_iter()
-                        .take(self.k)
-                        .map(|c| (data.class_names[c].clone(), row[c]))
-                        .collect(),
-                }
-            })
-            .collect())
+        let logits = model.forward(batch.images);
+        top_k(logits, self.images, self.k, |c| data.class_names[c].clone())
     }
 }
 
@@ -603,37 +608,16 @@ impl ZooVisitor for ImageNetPredict<'_> {
             burn::tensor::TensorData::new(pixels, [n, 3, 224, 224]),
             &Device::flex(),
         );
-        let probs = burn::tensor::activation::softmax(model.forward(x), 1);
-        let classes = probs.dims()[1];
-        let probs = probs
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::invalid("logits", format!("{e:?}")))?;
+        let logits = model.forward(x); // [n, classes]
+        let classes = logits.dims()[1];
         let names = crate::data::image_file::imagenet_classes();
-        let name = |c: usize| {
+        top_k(logits, self.images, self.k, |c| {
             if classes == names.len() {
                 names[c].to_string()
             } else {
                 format!("class {c}")
             }
-        };
-        Ok(self
-            .images
-            .iter()
-            .zip(probs.chunks(classes))
-            .map(|(image, row)| {
-                let mut idx: Vec<usize> = (0..classes).collect();
-                idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-                Prediction {
-                    image: image.clone(),
-                    top: idx
-                        .into_iter()
-                        .take(self.k)
-                        .map(|c| (name(c), row[c]))
-                        .collect(),
-                }
-            })
-            .collect())
+        })
     }
 }
 
