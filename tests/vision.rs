@@ -192,6 +192,14 @@ impl ZooVisitor for RuleExport {
     }
 }
 
+/// Writes ResNet-18's rule-filled weights (those of the parity fixture) to `path`.
+fn write_rule_resnet18(path: &str) {
+    visit_model("resnet18", 1000, &Device::flex(), RuleExport)
+        .unwrap()
+        .write_safetensors(path)
+        .unwrap();
+}
+
 fn deepnet(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_deepnet"))
         .args(args)
@@ -213,10 +221,7 @@ fn infer_gives_torchvision_logits_and_refuses_bad_input() {
     use deepnet::data::npy::{encode_npy, read_npy, NpyArray};
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    visit_model("resnet18", 1000, &Device::flex(), RuleExport)
-        .unwrap()
-        .write_safetensors(p("r18.safetensors"))
-        .unwrap();
+    write_rule_resnet18(&p("r18.safetensors"));
     let shape = vec![2, 3, 64, 64];
     let n: usize = shape.iter().product();
     let x: Vec<f32> = (0..n).map(|i| (0.1 * i as f64).sin() as f32).collect();
@@ -314,10 +319,7 @@ fn infer_gives_torchvision_logits_and_refuses_bad_input() {
 fn imagenet_predict_prints_top5_names() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    visit_model("resnet18", 1000, &Device::flex(), RuleExport)
-        .unwrap()
-        .write_safetensors(p("r18.safetensors"))
-        .unwrap();
+    write_rule_resnet18(&p("r18.safetensors"));
     // A 300x200 colour picture: resized so the shorter side is 256, centre 224x224 cropped.
     image::RgbImage::from_fn(300, 200, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
