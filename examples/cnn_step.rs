@@ -73,6 +73,7 @@ fn device(train: bool) -> Device {
 }
 
 fn main() {
+    deepnet::ops::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: cnn_step MODEL (infer|train) BATCH [STEPS]";
     let (Some(model), Some(mode), Some(batch)) = (args.get(1), args.get(2), args.get(3)) else {

@@ -38,6 +38,7 @@ where
 }
 
 fn main() {
+    deepnet::ops::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: rnn_step CELL(lstm|gru) IMPL(fused|reference|burn) HIDDEN [STEPS] [SEQ BATCH INPUT]";
     let (cell, imp) = match (args.get(1), args.get(2)) {

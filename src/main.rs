@@ -10,5 +10,6 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    deepnet::ops::tune_allocator();
     cli::run()
 }

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use burn::prelude::*;
-use deepnet::data::{DatasetKind, FashionMnist, ImageBatcher, Split};
+use deepnet::data::{Augment, DatasetKind, FashionMnist, ImageBatcher, Split};
 use deepnet::train::checkpoint::{load_weights, resolve_checkpoint};
 use deepnet::train::run::{resume_run, start_run, TrainRequest};
 use deepnet::train::{
@@ -40,6 +40,8 @@ fn request(out: &Path, epochs: usize) -> TrainRequest {
             clip_norm: Some(5.0),
             seed: 7,
             val_size: 200,
+            // Augmented, so the resume tests also show that augmentation is reproducible.
+            augment: Augment::FlipShift,
         },
         limit_train: 0,
         out: out.to_path_buf(),

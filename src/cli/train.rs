@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use deepnet::data::{DatasetKind, DEFAULT_FASHION_MNIST_DIR};
+use deepnet::data::{Augment, DatasetKind, DEFAULT_FASHION_MNIST_DIR};
 use deepnet::train::run::{resume_run, start_run, RunOutcome, TrainRequest};
 use deepnet::train::{OptimizerKind, Schedule, TrainConfig};
 use deepnet::Result;
@@ -15,6 +15,13 @@ use super::progress::ProgressBars;
 enum OptimArg {
     Sgd,
     Adam,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AugmentArg {
+    None,
+    Flip,
+    FlipShift,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -80,6 +87,10 @@ pub struct TrainArgs {
     /// Training images held out for validation.
     #[arg(long, default_value_t = 5000)]
     val_size: usize,
+    /// Augmentation of the training images (flip-shift: mirror left-right half the time and
+    /// shift by up to 2 pixels, torchvision's RandomHorizontalFlip + RandomCrop(28, padding=2)).
+    #[arg(long, value_enum, default_value = "none")]
+    augment: AugmentArg,
     /// Train on the first N training images only (0 = all).
     #[arg(long, default_value_t = 0)]
     limit_train: usize,
@@ -140,6 +151,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 clip_norm: a.clip_norm,
                 seed: a.seed,
                 val_size: a.val_size,
+                augment: match a.augment {
+                    AugmentArg::None => Augment::None,
+                    AugmentArg::Flip => Augment::Flip,
+                    AugmentArg::FlipShift => Augment::FlipShift,
+                },
             },
             limit_train: a.limit_train,
         };

@@ -1,9 +1,11 @@
 //! Seeded shuffling, train/validation split and batching of [`ImageDataset`]s into tensors.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::augment::Augment;
 use super::mnist::{ImageDataset, Normalization};
 
 /// A batch ready for a model: images `[batch, 1, rows, cols]` and labels `[batch]`.
@@ -16,8 +18,8 @@ pub struct ImageBatch {
 }
 
 /// The seeded RNG deepnet uses for anything data-related.
-pub fn rng(seed: u64) -> rand::rngs::StdRng {
-    rand::rngs::StdRng::seed_from_u64(seed)
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
 }
 
 /// Indices `0..n` in an order fixed by `seed`.
@@ -60,11 +62,30 @@ impl ImageBatcher {
 
     /// The batch of images `indices` of `data`.
     pub fn batch(&self, data: &ImageDataset, indices: &[usize]) -> ImageBatch {
+        self.batch_augmented(data, indices, Augment::None, &mut rng(0))
+    }
+
+    /// The batch of images `indices` of `data`, each augmented by `augment` with draws from
+    /// `rng` (in the order of `indices`).
+    pub fn batch_augmented(
+        &self,
+        data: &ImageDataset,
+        indices: &[usize],
+        augment: Augment,
+        rng: &mut StdRng,
+    ) -> ImageBatch {
         let (rows, cols) = (data.rows, data.cols);
         let mut pixels = Vec::with_capacity(indices.len() * rows * cols);
         let mut labels = Vec::with_capacity(indices.len());
+        let mut scratch = vec![0u8; rows * cols];
         for &i in indices {
-            pixels.extend(data.image(i).iter().map(|&p| self.norm.apply(p)));
+            let image = if augment == Augment::None {
+                data.image(i)
+            } else {
+                augment.apply(data.image(i), rows, cols, rng, &mut scratch);
+                &scratch
+            };
+            pixels.extend(image.iter().map(|&p| self.norm.apply(p)));
             labels.push(data.labels[i] as i64);
         }
         let b = indices.len();
@@ -82,9 +103,23 @@ impl ImageBatcher {
         order: &'a [usize],
         batch_size: usize,
     ) -> impl Iterator<Item = ImageBatch> + 'a {
+        self.iter_augmented(data, order, batch_size, Augment::None, 0)
+    }
+
+    /// [`iter`](Self::iter) with every image augmented by `augment`, from an RNG seeded with
+    /// `seed` (one seed per epoch gives every epoch its own, reproducible, variations).
+    pub fn iter_augmented<'a>(
+        &'a self,
+        data: &'a ImageDataset,
+        order: &'a [usize],
+        batch_size: usize,
+        augment: Augment,
+        seed: u64,
+    ) -> impl Iterator<Item = ImageBatch> + 'a {
+        let mut rng = rng(seed);
         order
             .chunks(batch_size.max(1))
-            .map(move |chunk| self.batch(data, chunk))
+            .map(move |chunk| self.batch_augmented(data, chunk, augment, &mut rng))
     }
 }
 

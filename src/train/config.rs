@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DatasetKind, Normalization};
+use crate::data::{Augment, DatasetKind, Normalization};
 use crate::error::{Error, Result};
 
 /// The optimizer.
@@ -78,6 +78,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Images carved from the training set for validation.
     pub val_size: usize,
+    /// Augmentation of the training images (absent from runs made before it existed: none).
+    #[serde(default)]
+    pub augment: Augment,
 }
 
 impl Default for TrainConfig {
@@ -93,6 +96,7 @@ impl Default for TrainConfig {
             clip_norm: None,
             seed: 42,
             val_size: 5000,
+            augment: Augment::None,
         }
     }
 }

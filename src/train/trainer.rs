@@ -108,6 +108,9 @@ pub fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
+/// Mixed into the run seed for the augmentation RNG, so its draws are not the shuffle's.
+const AUGMENT_SEED: u64 = 0x6175_676d_656e_74;
+
 /// Seed of the shuffle of epoch `epoch` (from 1): a function of the run seed and the epoch
 /// only, so a resumed run sees the same order as an uninterrupted one.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -206,7 +209,15 @@ pub fn train<M: ImageClassifier>(
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut lr = cfg.lr;
-        for (b, batch) in batcher.iter(train, &order, cfg.batch_size).enumerate() {
+        // The augmentation draws have their own seed per epoch, apart from the shuffle's.
+        let batches = batcher.iter_augmented(
+            train,
+            &order,
+            cfg.batch_size,
+            cfg.augment,
+            epoch_seed(cfg.seed ^ AUGMENT_SEED, epoch),
+        );
+        for (b, batch) in batches.enumerate() {
             let n = batch.labels.dims()[0];
             lr = cfg
                 .schedule
