@@ -1,5 +1,6 @@
 //! Times ResNet inference or a training step on random data, for bench/cnn_bench.py. Prints one
-//! JSON line: the median milliseconds per batch.
+//! JSON line: the median milliseconds per batch, and the fastest batch (`min_ms`, steadier on a
+//! busy machine).
 //!
 //! cargo run --release --example cnn_step -- MODEL (infer|train) BATCH [STEPS]
 //! (inference at 3x224x224 for ImageNet models, training at the model's own input size with SGD,
@@ -20,8 +21,8 @@ struct Bench {
 }
 
 impl ZooVisitor for Bench {
-    type Output = f64;
-    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> f64 {
+    type Output = (f64, f64);
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> (f64, f64) {
         let [c, h, w] = spec.input;
         let device = device(self.train);
         let x = Tensor::<4>::random([self.batch, c, h, w], Distribution::Default, &device);
@@ -58,7 +59,7 @@ impl ZooVisitor for Bench {
             }
         }
         times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
+        (times[times.len() / 2], times[0])
     }
 }
 
@@ -91,12 +92,12 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2)
     });
-    let ms =
-        visit_model(model, spec.classes, &device(mode == "train"), bench).unwrap_or_else(|e| {
+    let (ms, min_ms) = visit_model(model, spec.classes, &device(mode == "train"), bench)
+        .unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(2)
         });
     println!(
-        "{{\"model\": \"{model}\", \"mode\": \"{mode}\", \"batch\": {batch}, \"ms\": {ms:.3}}}"
+        "{{\"model\": \"{model}\", \"mode\": \"{mode}\", \"batch\": {batch}, \"ms\": {ms:.3}, \"min_ms\": {min_ms:.3}}}"
     );
 }

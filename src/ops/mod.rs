@@ -3,11 +3,13 @@
 //! version as the reference: a test compares the two on random inputs, forward and backward, and
 //! devices other than Flex use burn's version.
 
+pub mod batch_norm;
 pub mod conv;
 pub(crate) mod gemm;
 pub mod max_pool;
 pub mod packed_gemm;
 
+pub use batch_norm::batch_norm_layer;
 pub use conv::{conv2d_layer, conv2d_s1};
 pub use max_pool::max_pool2x2;
 

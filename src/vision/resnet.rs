@@ -23,7 +23,7 @@ use burn::tensor::activation::relu;
 
 use super::blocks::{bn, conv, linear, max_pool};
 use super::summary::Trace;
-use crate::ops::conv2d_layer;
+use crate::ops::{batch_norm_layer, conv2d_layer};
 
 /// The projection shortcut: 1×1 convolution with the block's stride, then batch norm.
 #[derive(Module, Debug)]
@@ -45,7 +45,7 @@ impl Downsample {
     fn forward(&self, x: Tensor<4>, trace: &mut Trace, prefix: &str) -> Tensor<4> {
         let y = conv2d_layer(&self.conv, x);
         trace.conv(&format!("{prefix}.downsample.conv"), &self.conv, &y);
-        let y = self.bn.forward(y);
+        let y = batch_norm_layer(&self.bn, y);
         trace.bn(&format!("{prefix}.downsample.bn"), &self.bn, &y);
         y
     }
@@ -119,11 +119,11 @@ impl ResidualBlock for BasicBlock {
         let entry = trace.geometry();
         let y = conv2d_layer(&self.conv1, x.clone());
         trace.conv(&format!("{prefix}.conv1"), &self.conv1, &y);
-        let y = relu(self.bn1.forward(y));
+        let y = relu(batch_norm_layer(&self.bn1, y));
         trace.bn(&format!("{prefix}.bn1"), &self.bn1, &y);
         let y = conv2d_layer(&self.conv2, y);
         trace.conv(&format!("{prefix}.conv2"), &self.conv2, &y);
-        let y = self.bn2.forward(y);
+        let y = batch_norm_layer(&self.bn2, y);
         trace.bn(&format!("{prefix}.bn2"), &self.bn2, &y);
         // The shortcut starts from the block's input; the main path sees more.
         let main = trace.geometry();
@@ -179,15 +179,15 @@ impl ResidualBlock for Bottleneck {
         let entry = trace.geometry();
         let y = conv2d_layer(&self.conv1, x.clone());
         trace.conv(&format!("{prefix}.conv1"), &self.conv1, &y);
-        let y = relu(self.bn1.forward(y));
+        let y = relu(batch_norm_layer(&self.bn1, y));
         trace.bn(&format!("{prefix}.bn1"), &self.bn1, &y);
         let y = conv2d_layer(&self.conv2, y);
         trace.conv(&format!("{prefix}.conv2"), &self.conv2, &y);
-        let y = relu(self.bn2.forward(y));
+        let y = relu(batch_norm_layer(&self.bn2, y));
         trace.bn(&format!("{prefix}.bn2"), &self.bn2, &y);
         let y = conv2d_layer(&self.conv3, y);
         trace.conv(&format!("{prefix}.conv3"), &self.conv3, &y);
-        let y = self.bn3.forward(y);
+        let y = batch_norm_layer(&self.bn3, y);
         trace.bn(&format!("{prefix}.bn3"), &self.bn3, &y);
         let main = trace.geometry();
         trace.set_geometry(entry);
@@ -343,7 +343,7 @@ impl<B: ResidualBlock> ResNet<B> {
     pub fn forward_traced(&self, x: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
         let x = conv2d_layer(&self.conv1, x);
         trace.conv("conv1", &self.conv1, &x);
-        let mut x = relu(self.bn1.forward(x));
+        let mut x = relu(batch_norm_layer(&self.bn1, x));
         trace.bn("bn1", &self.bn1, &x);
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);

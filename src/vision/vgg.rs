@@ -175,7 +175,7 @@ impl Vgg {
             x = conv2d_layer(c, x);
             trace.conv(&format!("features.{i}"), c, &x);
             if let Some(b) = self.bn.get(i) {
-                x = b.forward(x);
+                x = crate::ops::batch_norm_layer(b, x);
                 trace.bn(&format!("bn.{i}"), b, &x);
             }
             x = relu(x);

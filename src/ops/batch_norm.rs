@@ -1,0 +1,452 @@
+//! Batch normalization in training mode (batch statistics), forward and backward, fused for the
+//! Flex CPU backend.
+//!
+//! Why: burn computes it from tensor operations: each statistic swaps the batch and channel
+//! axes (a full copy of the activations) before reducing, and the backward is a dozen
+//! element-wise passes, each allocating a tensor the size of the input. In a ResNet-20 training
+//! step that showed as layout copies (`copy_2d_tiled`) and memset/memmove in the profile. Here
+//! the forward reads the input twice (mean, then variance about it) and writes the output once;
+//! the backward reads twice and writes once.
+//!
+//! With `M = N·H·W` values per channel, `x̂ = (x - μ) / √(σ² + ε)` and `y = γ·x̂ + β`
+//! (Ioffe & Szegedy 2015):
+//!
+//! - `μ = Σ x / M`, `σ² = Σ (x - μ)² / M` (biased, as burn and PyTorch normalize with),
+//! - `∂L/∂β = Σ ∂L/∂y`, `∂L/∂γ = Σ ∂L/∂y · x̂`,
+//! - `∂L/∂x = γ / √(σ² + ε) · (∂L/∂y - ∂L/∂β / M - x̂ · ∂L/∂γ / M)`.
+
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    backend_extension, Autodiff, AutodiffBackend, Backend, Dispatch, TensorMetadata,
+};
+use burn::nn::BatchNorm;
+use burn::tensor::{DType, Tensor, TensorData};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
+
+use super::is_flex;
+
+/// Training-mode batch norm as a backend extension. The default bodies are burn's own
+/// `batch_norm_train` and its backward; Flex overrides them with the fused kernels below,
+/// `Autodiff` records one backward step for the whole operation.
+#[backend_extension(Flex, Autodiff)]
+pub trait BatchNormOps: Backend {
+    /// `x [N, C, ...]`, `gamma`, `beta [C]` -> `(y [N, C, ...], mean [C], biased variance [C])`.
+    fn batch_norm_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// `(∂L/∂x, ∂L/∂gamma, ∂L/∂beta)` for the output gradient `grad`, given the statistics the
+    /// forward returned.
+    fn batch_norm_fused_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+        (r.x_grad, r.gamma_grad, r.beta_grad)
+    }
+}
+
+/// Sum of a slice in f32 with 16 independent accumulators (vectorized), returned as f64 so
+/// that the sums of many planes add up without losing digits.
+fn sum16(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0f32; 16];
+    let chunks = v.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x);
+        }
+    }
+    let t: f32 = tail.iter().map(|&x| f(x)).sum();
+    acc.iter().map(|&a| a as f64).sum::<f64>() + t as f64
+}
+
+/// `Σ f(a_i, b_i)` as [`sum16`], over two slices of the same length.
+fn sum16_2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *s += f(x, y);
+        }
+    }
+    let t: f32 = ta.iter().zip(tb).map(|(&x, &y)| f(x, y)).sum();
+    acc.iter().map(|&s| s as f64).sum::<f64>() + t as f64
+}
+
+/// Batch, channels and values per channel and image of a `[N, C, ...]` shape.
+fn dims(shape: &burn::tensor::Shape) -> (usize, usize, usize) {
+    let n = shape[0];
+    let c = shape[1];
+    let plane = shape.num_elements() / (n * c).max(1);
+    (n, c, plane)
+}
+
+/// Per channel `c`: `f(planes of channel c)`, where the planes are `x[n, c, ..]` for every n.
+fn per_channel<T: Send>(
+    n: usize,
+    c: usize,
+    plane: usize,
+    f: impl Fn(usize, &mut dyn Iterator<Item = std::ops::Range<usize>>) -> T + Sync,
+) -> Vec<T> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let mut ranges = (0..n).map(move |i| {
+                let at = (i * c + ch) * plane;
+                at..at + plane
+            });
+            f(ch, &mut ranges)
+        })
+        .collect()
+}
+
+impl BatchNormOps for Flex {
+    fn batch_norm_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if [x.dtype(), gamma.dtype(), beta.dtype()] != [DType::F32; 3] || x.shape().num_dims() < 2 {
+            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+            return (r.output, r.mean, r.variance);
+        }
+        let shape = x.shape();
+        let (n, c, plane) = dims(&shape);
+        let (x, gamma, beta) = (
+            x.to_contiguous(),
+            gamma.to_contiguous(),
+            beta.to_contiguous(),
+        );
+        let (xs, gs, bs): (&[f32], &[f32], &[f32]) = (x.storage(), gamma.storage(), beta.storage());
+        let count = (n * plane).max(1) as f64;
+        // Two passes: the variance about the mean, not E[x²] - μ², which cancels badly.
+        let stats: Vec<(f32, f32)> = per_channel(n, c, plane, |_, planes| {
+            let planes: Vec<_> = planes.collect();
+            let mean = planes
+                .iter()
+                .map(|r| sum16(&xs[r.clone()], |v| v))
+                .sum::<f64>()
+                / count;
+            let m = mean as f32;
+            let var = planes
+                .iter()
+                .map(|r| sum16(&xs[r.clone()], |v| (v - m) * (v - m)))
+                .sum::<f64>()
+                / count;
+            (mean as f32, var as f32)
+        });
+        // y = x·a + b with a = γ / √(σ² + ε), b = β - μ·a.
+        let coef: Vec<(f32, f32)> = stats
+            .iter()
+            .enumerate()
+            .map(|(ch, &(mean, var))| {
+                let a = gs[ch] / (var + epsilon as f32).sqrt();
+                (a, bs[ch] - mean * a)
+            })
+            .collect();
+        let mut out = vec![0f32; xs.len()];
+        out.par_chunks_mut(plane.max(1))
+            .zip(xs.par_chunks(plane.max(1)))
+            .enumerate()
+            .for_each(|(i, (y, x))| {
+                let (a, b) = coef[i % c];
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = x * a + b;
+                }
+            });
+        let (mean, var): (Vec<f32>, Vec<f32>) = stats.into_iter().unzip();
+        (
+            FlexTensor::from_data(TensorData::new(out, shape)),
+            FlexTensor::from_data(TensorData::new(mean, [c])),
+            FlexTensor::from_data(TensorData::new(var, [c])),
+        )
+    }
+
+    fn batch_norm_fused_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let dtypes = [
+            x.dtype(),
+            gamma.dtype(),
+            mean.dtype(),
+            variance.dtype(),
+            grad.dtype(),
+        ];
+        if dtypes != [DType::F32; 5] || x.shape().num_dims() < 2 {
+            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+            return (r.x_grad, r.gamma_grad, r.beta_grad);
+        }
+        let shape = x.shape();
+        let (n, c, plane) = dims(&shape);
+        let (x, gamma, mean, variance, grad) = (
+            x.to_contiguous(),
+            gamma.to_contiguous(),
+            mean.to_contiguous(),
+            variance.to_contiguous(),
+            grad.to_contiguous(),
+        );
+        let (xs, gs, ms, vs, dys): (&[f32], &[f32], &[f32], &[f32], &[f32]) = (
+            x.storage(),
+            gamma.storage(),
+            mean.storage(),
+            variance.storage(),
+            grad.storage(),
+        );
+        let count = (n * plane).max(1) as f32;
+        // Per channel: ∂L/∂β = Σ dy and Σ dy·(x - μ) (= ∂L/∂γ · √(σ² + ε)).
+        let sums: Vec<(f32, f32)> = per_channel(n, c, plane, |ch, planes| {
+            let m = ms[ch];
+            planes.fold((0f64, 0f64), |(s, sx), r| {
+                let (dy, x) = (&dys[r.clone()], &xs[r]);
+                (
+                    s + sum16(dy, |v| v),
+                    sx + sum16_2(dy, x, |d, v| d * (v - m)),
+                )
+            })
+        })
+        .into_iter()
+        .map(|(s, sx)| (s as f32, sx as f32))
+        .collect();
+        // ∂L/∂x = A·dy + B·x + C per channel, with inv = 1/√(σ² + ε):
+        // A = γ·inv, B = -γ·inv³·Σdy(x-μ)/M, C = -A·Σdy/M - B·μ.
+        let mut dgamma = vec![0f32; c];
+        let mut dbeta = vec![0f32; c];
+        let coef: Vec<(f32, f32, f32)> = (0..c)
+            .map(|ch| {
+                let inv = 1.0 / (vs[ch] + epsilon as f32).sqrt();
+                let (s, sx) = sums[ch];
+                dbeta[ch] = s;
+                dgamma[ch] = sx * inv;
+                let a = gs[ch] * inv;
+                let b = -gs[ch] * inv * inv * inv * sx / count;
+                (a, b, -a * s / count - b * ms[ch])
+            })
+            .collect();
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut(plane.max(1))
+            .zip(
+                xs.par_chunks(plane.max(1))
+                    .zip(dys.par_chunks(plane.max(1))),
+            )
+            .enumerate()
+            .for_each(|(i, (dx, (x, dy)))| {
+                let (a, b, k) = coef[i % c];
+                for ((o, &x), &d) in dx.iter_mut().zip(x).zip(dy) {
+                    *o = a * d + b * x + k;
+                }
+            });
+        (
+            FlexTensor::from_data(TensorData::new(dx, shape)),
+            FlexTensor::from_data(TensorData::new(dgamma, [c])),
+            FlexTensor::from_data(TensorData::new(dbeta, [c])),
+        )
+    }
+}
+
+impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
+    fn batch_norm_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        #[derive(Debug)]
+        struct BatchNormBackward;
+
+        impl<B: Backend + BatchNormOps> Backward<B, 3> for BatchNormBackward {
+            // x, gamma, batch mean and variance, epsilon.
+            type State = (
+                FloatTensor<B>,
+                FloatTensor<B>,
+                FloatTensor<B>,
+                FloatTensor<B>,
+                f64,
+            );
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, gamma, mean, var, epsilon) = ops.state;
+                let (dx, dgamma, dbeta) =
+                    B::batch_norm_fused_backward(x, gamma, mean, var, epsilon, grad);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = node_gamma {
+                    grads.register::<B>(node.id, dgamma);
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<B>(node.id, dbeta);
+                }
+            }
+        }
+
+        let guards = [x.node(), gamma.node(), beta.node()];
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
+        match BatchNormBackward
+            .prepare::<C>(guards)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (y, mean, var) = B::batch_norm_fused(x.clone(), gamma.clone(), beta, epsilon);
+                let state = (x, gamma, mean.clone(), var.clone(), epsilon);
+                (
+                    prep.finish(state, y),
+                    Self::from_inner(mean),
+                    Self::from_inner(var),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, var) = B::batch_norm_fused(x, gamma, beta, epsilon);
+                (
+                    prep.finish(y),
+                    Self::from_inner(mean),
+                    Self::from_inner(var),
+                )
+            }
+        }
+    }
+}
+
+/// Runs burn's [`BatchNorm`] layer on `x [N, C, H, W]`: in training mode on Flex (an autodiff
+/// device, the layer's training flag on) through the fused op of this module, updating the
+/// running statistics as burn's layer does (`running = (1 - momentum)·running +
+/// momentum·batch`, biased variance); otherwise (inference, other devices,
+/// [`super::reference_ops`]) through the layer's own forward. The layer keeps its parameters
+/// and names, so checkpoints and state dicts do not change.
+pub fn batch_norm_layer(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let training = device.is_autodiff() && layer.training.is_enabled();
+    if !training || !is_flex(&device) || super::reference_ops() {
+        return layer.forward(x);
+    }
+    let (y, mean, var) = <Dispatch as BatchNormOps>::batch_norm_fused(
+        x.into_dispatch(),
+        layer.gamma.val().into_dispatch(),
+        layer.beta.val().into_dispatch(),
+        layer.epsilon,
+    );
+    let (y, mean, var) = (
+        Tensor::<4>::from_dispatch(y),
+        Tensor::<1>::from_dispatch(mean).detach(),
+        Tensor::<1>::from_dispatch(var).detach(),
+    );
+    let m = layer.momentum;
+    let running_mean = layer.running_mean.value_sync().to_device(&device);
+    let running_var = layer.running_var.value_sync().to_device(&device);
+    layer.running_mean.update(
+        running_mean
+            .mul_scalar(1.0 - m)
+            .add(mean.mul_scalar(m))
+            .detach(),
+    );
+    layer.running_var.update(
+        running_var
+            .mul_scalar(1.0 - m)
+            .add(var.mul_scalar(m))
+            .detach(),
+    );
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, Distribution};
+
+    fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    /// The fused op against burn's layer: outputs, running statistics and the gradients of
+    /// input, gamma and beta, on random data (mean 3, so centring matters) with a non-trivial
+    /// gamma, beta and loss.
+    #[test]
+    fn matches_burns_batch_norm_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        for shape in [[4, 3, 5, 7], [2, 16, 28, 28], [3, 5, 1, 1]] {
+            let c = shape[1];
+            let gamma = Tensor::<1>::random([c], Distribution::Uniform(0.5, 1.5), &device);
+            let beta = Tensor::<1>::random([c], Distribution::Uniform(-1.0, 1.0), &device);
+            let x0 = Tensor::<4>::random(shape, Distribution::Normal(3.0, 2.0), &device);
+            let w = Tensor::<4>::random(shape, Distribution::Default, &device);
+            let run = |fused: bool| {
+                // A fresh layer each time: running statistics are shared between clones.
+                let layer = BatchNorm {
+                    gamma: Param::from_tensor(gamma.clone()),
+                    beta: Param::from_tensor(beta.clone()),
+                    ..BatchNormConfig::new(c).init(&device)
+                };
+                let x = x0.clone().require_grad();
+                let y = if fused {
+                    batch_norm_layer(&layer, x.clone())
+                } else {
+                    layer.forward(x.clone())
+                };
+                let g = (y.clone() * w.clone()).sum().backward();
+                (
+                    y.inner(),
+                    x.grad(&g).expect("x grad"),
+                    layer.gamma.grad(&g).expect("gamma grad"),
+                    layer.beta.grad(&g).expect("beta grad"),
+                    layer.running_mean.value().inner(),
+                    layer.running_var.value().inner(),
+                )
+            };
+            let (a, b) = (run(true), run(false));
+            let what = format!("{shape:?}");
+            assert!(max_abs_diff(a.0, b.0) < 1e-4, "output {what}");
+            assert!(max_abs_diff(a.1, b.1) < 1e-4, "x grad {what}");
+            assert!(max_abs_diff(a.2, b.2) < 1e-3, "gamma grad {what}");
+            assert!(max_abs_diff(a.3, b.3) < 1e-3, "beta grad {what}");
+            assert!(max_abs_diff(a.4, b.4) < 1e-5, "running mean {what}");
+            assert!(max_abs_diff(a.5, b.5) < 1e-5, "running var {what}");
+        }
+    }
+
+    #[test]
+    fn inference_mode_uses_the_running_statistics() {
+        let device = Device::flex();
+        let layer = BatchNormConfig::new(2).init(&device);
+        let x = Tensor::<4>::random([2, 2, 3, 3], Distribution::Normal(5.0, 1.0), &device);
+        // Fresh running statistics are mean 0, variance 1: the output is x / sqrt(1 + eps).
+        let y = batch_norm_layer(&layer, x.clone());
+        assert!(max_abs_diff(y, x.div_scalar((1.0 + layer.epsilon).sqrt())) < 1e-5);
+    }
+}
