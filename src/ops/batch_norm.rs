@@ -209,13 +209,11 @@ impl BatchNormOps for Flex {
             variance.to_contiguous(),
             grad.to_contiguous(),
         );
-        let (xs, gs, ms, vs, dys): (&[f32], &[f32], &[f32], &[f32], &[f32]) = (
-            x.storage(),
-            gamma.storage(),
-            mean.storage(),
-            variance.storage(),
-            grad.storage(),
-        );
+        let xs: &[f32] = x.storage();
+        let gs: &[f32] = gamma.storage();
+        let ms: &[f32] = mean.storage();
+        let vs: &[f32] = variance.storage();
+        let dys: &[f32] = grad.storage();
         let count = (n * plane).max(1) as f32;
         // Per channel: ∂L/∂β = Σ dy and Σ dy·(x - μ) (= ∂L/∂γ · √(σ² + ε)).
         let sums: Vec<(f32, f32)> = per_channel(n, c, plane, |ch, planes| {

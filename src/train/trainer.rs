@@ -109,7 +109,7 @@ pub fn build_optimizer(config: &TrainConfig) -> ModuleOptimizer {
 }
 
 /// Mixed into the run seed for the augmentation RNG, so its draws are not the shuffle's.
-const AUGMENT_SEED: u64 = 0x6175_676d_656e_74;
+const AUGMENT_SEED: u64 = 0x0061_7567_6d65_6e74;
 
 /// Seed of the shuffle of epoch `epoch` (from 1): a function of the run seed and the epoch
 /// only, so a resumed run sees the same order as an uninterrupted one.
