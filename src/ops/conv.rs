@@ -48,36 +48,16 @@ pub trait Conv2dOps: Backend {
         Self::conv2d(x, weight, Some(bias), options(padding))
     }
 
-    /// [`conv2d_s1`](Self::conv2d_s1), also returning what the backward will need besides `x`
-    /// and `weight` (Flex: the im2col matrices of the batch, so the backward does not build
-    /// them again; the default: an empty tensor).
-    fn conv2d_s1_saving(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        padding: [usize; 2],
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let out = Self::conv2d_s1(x, weight, bias, padding);
-        // Nothing to save: a one-element placeholder (only Flex is routed here in practice).
-        let saved = Self::float_reshape(
-            Self::float_sum_dims(out.clone(), &[0, 1, 2, 3]),
-            Shape::from(vec![1]),
-        );
-        (out, saved)
-    }
-
-    /// Gradients `(∂L/∂x, ∂L/∂weight, ∂L/∂bias)` for the output gradient `grad`; `saved` is the
-    /// second output of [`conv2d_s1_saving`](Self::conv2d_s1_saving). With `need_x_grad` false
-    /// (the input is data), `∂L/∂x` is not computed and a one-element tensor stands in for it.
+    /// Gradients `(∂L/∂x, ∂L/∂weight, ∂L/∂bias)` for the output gradient `grad`. With
+    /// `need_x_grad` false (the input is data), `∂L/∂x` is not computed and a one-element tensor
+    /// stands in for it.
     fn conv2d_s1_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        saved: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         padding: [usize; 2],
         need_x_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let _ = saved;
         backend_backward::<Self>(x, weight, grad, padding, need_x_grad)
     }
 }
@@ -105,10 +85,6 @@ fn backend_backward<B: Backend>(
     };
     (dx, dw, db)
 }
-
-/// Largest im2col matrix set (values, all images) the forward keeps for the backward: 16M
-/// values, 64 MB.
-const MAX_SAVED_COLS: usize = 1 << 24;
 
 /// Sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
@@ -219,66 +195,41 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
 
-/// The forward on f32 slices. With `keep_cols`, also returns the im2col matrices of all images
-/// (`[N, C·KH·KW, OH·OW]`); otherwise each task reuses one scratch matrix.
-fn forward_f32(
-    xs: &[f32],
-    ws: &[f32],
-    bs: &[f32],
-    g: &Geometry,
-    keep_cols: bool,
-) -> (Vec<f32>, Vec<f32>) {
+/// The forward on f32 slices: each parallel task builds its images' im2col matrices, one at a
+/// time, in one scratch matrix that stays in cache. (Keeping all of them for the backward was
+/// tried: at ResNet-20's first stage they are 58 MB per layer, and writing, zeroing and reading
+/// them back cost more than building them again: a training step went from ~790 to ~690 ms.)
+fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
     let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
     let mut out = vec![0f32; g.n * g.o * px];
-    let mut all_cols = if keep_cols {
-        vec![0f32; g.n * ckk * px]
-    } else {
-        Vec::new()
-    };
     if px == 0 {
-        return (out, all_cols);
+        return out;
     }
     let per_task = g.images_per_task();
-    let run = |t: usize, out: &mut [f32], mut cols_task: Option<&mut [f32]>| {
-        let mut scratch = if cols_task.is_none() {
-            vec![0f32; ckk * px]
-        } else {
-            Vec::new()
-        };
-        for (i, y) in out.chunks_mut(g.o * px).enumerate() {
-            let img = t * per_task + i;
-            let cols: &mut [f32] = match cols_task.as_deref_mut() {
-                Some(all) => &mut all[i * ckk * px..(i + 1) * ckk * px],
-                None => &mut scratch[..],
-            };
-            im2col(&xs[img * img_len..(img + 1) * img_len], g, cols);
-            for (o, row) in y.chunks_mut(px).enumerate() {
-                row.fill(bs[o]);
+    out.par_chunks_mut(per_task * g.o * px)
+        .enumerate()
+        .for_each(|(t, out)| {
+            let mut cols = vec![0f32; ckk * px];
+            for (i, y) in out.chunks_mut(g.o * px).enumerate() {
+                let img = t * per_task + i;
+                im2col(&xs[img * img_len..(img + 1) * img_len], g, &mut cols);
+                for (o, row) in y.chunks_mut(px).enumerate() {
+                    row.fill(bs[o]);
+                }
+                // y [O, OH·OW] += W [O, C·KH·KW] · cols [C·KH·KW, OH·OW]
+                matmul(
+                    g.o,
+                    px,
+                    ckk,
+                    y,
+                    Mat::rows(ws, ckk),
+                    Mat::rows(&cols, px),
+                    true,
+                    false,
+                );
             }
-            let w = Mat {
-                data: ws,
-                rs: ckk as isize,
-                cs: 1,
-            };
-            let c = Mat {
-                data: cols,
-                rs: px as isize,
-                cs: 1,
-            };
-            matmul(g.o, px, ckk, y, w, c, true, false);
-        }
-    };
-    if keep_cols {
-        out.par_chunks_mut(per_task * g.o * px)
-            .zip(all_cols.par_chunks_mut(per_task * ckk * px))
-            .enumerate()
-            .for_each(|(t, (out, cols))| run(t, out, Some(cols)));
-    } else {
-        out.par_chunks_mut(per_task * g.o * px)
-            .enumerate()
-            .for_each(|(t, out)| run(t, out, None));
-    }
-    (out, all_cols)
+        });
+    out
 }
 
 impl Conv2dOps for Flex {
@@ -293,42 +244,13 @@ impl Conv2dOps for Flex {
         }
         let g = Geometry::new(&x.shape(), &weight.shape(), padding);
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-        let (out, _) = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, false);
+        let out = forward_f32(x.storage(), weight.storage(), bias.storage(), &g);
         FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow]))
-    }
-
-    fn conv2d_s1_saving(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        padding: [usize; 2],
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || bias.dtype() != DType::F32 {
-            let out = Self::conv2d(x, weight, Some(bias), options(padding));
-            return (out, FlexTensor::from_data(TensorData::new(vec![0f32], [1])));
-        }
-        let g = Geometry::new(&x.shape(), &weight.shape(), padding);
-        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-        // Keeping the im2col matrices saves building them again in the backward, but they are
-        // C·KH·KW times the input: above MAX_SAVED_COLS the backward rebuilds them instead
-        // (memory and page faults cost more than the copy).
-        let keep = g.n * g.ckk() * g.pixels() <= MAX_SAVED_COLS;
-        let (out, cols) = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, keep);
-        let saved = if keep {
-            FlexTensor::from_data(TensorData::new(cols, [g.n, g.ckk(), g.pixels()]))
-        } else {
-            FlexTensor::from_data(TensorData::new(vec![0f32], [1]))
-        };
-        (
-            FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow])),
-            saved,
-        )
     }
 
     fn conv2d_s1_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        saved: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         padding: [usize; 2],
         need_x_grad: bool,
@@ -337,22 +259,12 @@ impl Conv2dOps for Flex {
         let w_shape = weight.shape();
         let g = Geometry::new(&x_shape, &w_shape, padding);
         let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
-        let saved_fits = saved.dtype() == DType::F32
-            && saved.shape().num_elements() == g.n * ckk * px
-            && g.n * ckk * px > 1;
         if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || grad.dtype() != DType::F32 {
             return backend_backward::<Self>(x, weight, grad, padding, need_x_grad);
         }
-        let (x, weight, grad, saved) = (
-            contiguous(x),
-            contiguous(weight),
-            contiguous(grad),
-            contiguous(saved),
-        );
+        let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
         let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
             (x.storage(), weight.storage(), grad.storage());
-        // The forward's im2col matrices, or none: then each task rebuilds them image by image.
-        let all_cols: Option<&[f32]> = saved_fits.then(|| saved.storage());
         let per_task = g.images_per_task();
         let tasks = g.n.div_ceil(per_task);
         let mut dx = if need_x_grad {
@@ -377,22 +289,13 @@ impl Conv2dOps for Flex {
                 };
                 let mut dw = vec![0f32; g.o * ckk];
                 let mut db = vec![0f32; g.o];
-                let mut scratch = if all_cols.is_none() {
-                    vec![0f32; ckk * px]
-                } else {
-                    Vec::new()
-                };
+                // The forward's im2col matrices, built again image by image (see forward_f32).
+                let mut cols = vec![0f32; ckk * px];
                 let first = t * per_task;
                 let last = (first + per_task).min(g.n);
                 for img in first..last {
                     let gy = &gs[img * g.o * px..(img + 1) * g.o * px]; // [O, OH·OW]
-                    let cols: &[f32] = match all_cols {
-                        Some(all) => &all[img * ckk * px..(img + 1) * ckk * px], // [ckk, px]
-                        None => {
-                            im2col(&xs[img * img_len..(img + 1) * img_len], &g, &mut scratch);
-                            &scratch
-                        }
-                    };
+                    im2col(&xs[img * img_len..(img + 1) * img_len], &g, &mut cols); // [ckk, px]
                     for (o, row) in gy.chunks(px).enumerate() {
                         db[o] += row.iter().sum::<f32>();
                     }
@@ -408,7 +311,7 @@ impl Conv2dOps for Flex {
                             cs: 1,
                         },
                         Mat {
-                            data: cols,
+                            data: &cols,
                             rs: 1,
                             cs: px as isize,
                         },
@@ -476,8 +379,8 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
         struct Conv2dS1Backward;
 
         impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dS1Backward {
-            // x, weight, what the forward saved (im2col matrices on Flex), padding.
-            type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, [usize; 2]);
+            // x, weight, padding.
+            type State = (FloatTensor<B>, FloatTensor<B>, [usize; 2]);
 
             fn backward(
                 self,
@@ -487,9 +390,9 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             ) {
                 let [node_x, node_w, node_b] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x, weight, saved, padding) = ops.state;
+                let (x, weight, padding) = ops.state;
                 let (dx, dw, db) =
-                    B::conv2d_s1_backward(x, weight, saved, grad, padding, node_x.is_some());
+                    B::conv2d_s1_backward(x, weight, grad, padding, node_x.is_some());
                 if let Some(node) = node_x {
                     grads.register::<B>(node.id, dx);
                 }
@@ -514,8 +417,8 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (out, saved) = B::conv2d_s1_saving(x.clone(), weight.clone(), bias, padding);
-                prep.finish((x, weight, saved, padding), out)
+                let out = B::conv2d_s1(x.clone(), weight.clone(), bias, padding);
+                prep.finish((x, weight, padding), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::conv2d_s1(x, weight, bias, padding)),
         }
@@ -630,20 +533,17 @@ mod tests {
         }
     }
 
-    /// Without the saved im2col matrices (large layers), the backward rebuilds them: same result
-    /// as burn's backward.
+    /// The Flex backward, called directly, against burn's backward.
     #[test]
-    fn backward_without_saved_columns_matches_burns() {
+    fn flex_backward_matches_burns() {
         let device = Device::flex();
         let x = Tensor::<4>::random([3, 4, 9, 7], Distribution::Default, &device);
         let w = Tensor::<4>::random([5, 4, 3, 3], Distribution::Default, &device);
         let gy = Tensor::<4>::random([3, 5, 9, 7], Distribution::Default, &device);
         let p = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
-        let placeholder = FlexTensor::from_data(TensorData::new(vec![0f32], [1]));
         let ours = <Flex as Conv2dOps>::conv2d_s1_backward(
             p(x.clone()),
             p(w.clone()),
-            placeholder,
             p(gy.clone()),
             [1, 1],
             true,
