@@ -206,6 +206,7 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
         return out;
     }
     let per_task = g.images_per_task();
+    let has_bias = bs.iter().any(|&b| b != 0.0);
     out.par_chunks_mut(per_task * g.o * px)
         .enumerate()
         .for_each(|(t, out)| {
@@ -213,10 +214,7 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
             for (i, y) in out.chunks_mut(g.o * px).enumerate() {
                 let img = t * per_task + i;
                 im2col(&xs[img * img_len..(img + 1) * img_len], g, &mut cols);
-                for (o, row) in y.chunks_mut(px).enumerate() {
-                    row.fill(bs[o]);
-                }
-                // y [O, OH·OW] += W [O, C·KH·KW] · cols [C·KH·KW, OH·OW]
+                // y [O, OH·OW] = W [O, C·KH·KW] · cols [C·KH·KW, OH·OW] (+ b below)
                 matmul(
                     g.o,
                     px,
@@ -224,9 +222,15 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
                     y,
                     Mat::rows(ws, ckk),
                     Mat::rows(&cols, px),
-                    true,
+                    false,
                     false,
                 );
+                // ResNet's and VGG-BN's convolutions have no bias (a zero one here): no pass.
+                if has_bias {
+                    for (o, row) in y.chunks_mut(px).enumerate() {
+                        row.iter_mut().for_each(|v| *v += bs[o]);
+                    }
+                }
             }
         });
     out
