@@ -29,6 +29,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, Mat};
 use super::is_flex;
+use super::packed_gemm::{gemm_packed, PackedB};
 
 fn options(padding: [usize; 2]) -> ConvOptions<2> {
     ConvOptions::new([1, 1], padding, [1, 1], 1)
@@ -133,31 +134,33 @@ impl Geometry {
 
 /// `cols[(c, ky, kx), (oy, ox)] = img[c, oy + ky - p, ox + kx - p]` (0 outside).
 fn im2col(img: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let px = g.pixels();
+    for (r, row) in cols.chunks_mut(px).take(g.ckk()).enumerate() {
+        im2col_row(img, g, r, row);
+    }
+}
+
+/// Row `r = (c, ky, kx)` of the im2col matrix of `img`: `row[(oy, ox)] = img[c, oy + ky - p,
+/// ox + kx - p]` (0 outside).
+fn im2col_row(img: &[f32], g: &Geometry, r: usize, row: &mut [f32]) {
     let (oh, ow) = (g.oh, g.ow);
-    for c in 0..g.c {
-        let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let row = ((c * g.kh + ky) * g.kw + kx) * oh * ow;
-                let dst = &mut cols[row..row + oh * ow];
-                for oy in 0..oh {
-                    let iy = oy as isize + ky as isize - g.p[0] as isize;
-                    let out_row = &mut dst[oy * ow..(oy + 1) * ow];
-                    if iy < 0 || iy >= g.h as isize {
-                        out_row.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    // ix = ox + kx - p is inside [0, w) for ox in [lo, hi).
-                    let lo = g.p[1].saturating_sub(kx).min(ow);
-                    let hi = (g.w + g.p[1]).saturating_sub(kx).min(ow).max(lo);
-                    out_row[..lo].fill(0.0);
-                    out_row[hi..].fill(0.0);
-                    let start = lo + kx - g.p[1];
-                    out_row[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-                }
-            }
+    let (c, ky, kx) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+    let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+    // ix = ox + kx - p is inside [0, w) for ox in [lo, hi).
+    let lo = g.p[1].saturating_sub(kx).min(ow);
+    let hi = (g.w + g.p[1]).saturating_sub(kx).min(ow).max(lo);
+    for oy in 0..oh {
+        let iy = oy as isize + ky as isize - g.p[0] as isize;
+        let out_row = &mut row[oy * ow..(oy + 1) * ow];
+        if iy < 0 || iy >= g.h as isize {
+            out_row.fill(0.0);
+            continue;
         }
+        let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+        out_row[..lo].fill(0.0);
+        out_row[hi..].fill(0.0);
+        let start = lo + kx - g.p[1];
+        out_row[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
     }
 }
 
@@ -191,6 +194,24 @@ fn col2im(cols: &[f32], g: &Geometry, img: &mut [f32]) {
     }
 }
 
+/// The weights of the input-gradient convolution: `out[c, o, ky, kx] = w[o, c, KH-1-ky,
+/// KW-1-kx]` (`[C, O, KH, KW]`).
+fn flip_transpose(w: &[f32], g: &Geometry) -> Vec<f32> {
+    let kk = g.kh * g.kw;
+    let mut out = vec![0f32; g.c * g.o * kk];
+    for o in 0..g.o {
+        for c in 0..g.c {
+            let src = &w[(o * g.c + c) * kk..(o * g.c + c + 1) * kk];
+            let dst = &mut out[(c * g.o + o) * kk..(c * g.o + o + 1) * kk];
+            // Reversing the KH·KW values flips both ky and kx.
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    out
+}
+
 fn contiguous(t: FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
@@ -210,21 +231,19 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
     out.par_chunks_mut(per_task * g.o * px)
         .enumerate()
         .for_each(|(t, out)| {
-            let mut cols = vec![0f32; ckk * px];
+            // The im2col matrix goes row by row straight into the packed panels of the matrix
+            // product (no separate packing pass).
+            let mut cols = PackedB::zeros(ckk, px);
+            let mut row = vec![0f32; px];
             for (i, y) in out.chunks_mut(g.o * px).enumerate() {
                 let img = t * per_task + i;
-                im2col(&xs[img * img_len..(img + 1) * img_len], g, &mut cols);
+                let x_img = &xs[img * img_len..(img + 1) * img_len];
+                for r in 0..ckk {
+                    im2col_row(x_img, g, r, &mut row);
+                    cols.set_row(r, &row);
+                }
                 // y [O, OH·OW] = W [O, C·KH·KW] · cols [C·KH·KW, OH·OW] (+ b below)
-                matmul(
-                    g.o,
-                    px,
-                    ckk,
-                    y,
-                    Mat::rows(ws, ckk),
-                    Mat::rows(&cols, px),
-                    false,
-                    false,
-                );
+                gemm_packed(g.o, ws, ckk, &cols, y, px, false);
                 // ResNet's and VGG-BN's convolutions have no bias (a zero one here): no pass.
                 if has_bias {
                     for (o, row) in y.chunks_mut(px).enumerate() {
@@ -271,6 +290,22 @@ impl Conv2dOps for Flex {
             (x.storage(), weight.storage(), grad.storage());
         let per_task = g.images_per_task();
         let tasks = g.n.div_ceil(per_task);
+        // ∂L/∂x of a stride-1 convolution is the "full" convolution of ∂L/∂y with the weights
+        // flipped in space and transposed in channels (padding KH-1-p): the forward kernel
+        // again, one GEMM of depth O·KH·KW per image, where Wᵀ·∂L/∂y then col2im is a GEMM of
+        // depth O and a scatter. Paddings above KH-1 (never seen in practice) take col2im.
+        let via_conv = need_x_grad && g.p[0] < g.kh && g.p[1] < g.kw;
+        let dx_conv = via_conv.then(|| {
+            let flipped = flip_transpose(ws, &g); // [C, O, KH, KW]
+            let gt = Geometry::new(
+                &Shape::from(vec![g.n, g.o, g.oh, g.ow]),
+                &Shape::from(vec![g.c, g.o, g.kh, g.kw]),
+                [g.kh - 1 - g.p[0], g.kw - 1 - g.p[1]],
+            );
+            debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
+            forward_f32(gs, &flipped, &vec![0f32; g.c], &gt)
+        });
+        let need_x_grad = need_x_grad && !via_conv;
         let mut dx = if need_x_grad {
             vec![0f32; g.n * img_len]
         } else {
@@ -359,7 +394,9 @@ impl Conv2dOps for Flex {
             dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
             db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
-        let dx = if need_x_grad {
+        let dx = if let Some(dx) = dx_conv {
+            FlexTensor::from_data(TensorData::new(dx, x_shape))
+        } else if need_x_grad {
             FlexTensor::from_data(TensorData::new(dx, x_shape))
         } else {
             FlexTensor::from_data(TensorData::new(vec![0f32], [1]))

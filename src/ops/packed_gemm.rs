@@ -55,7 +55,47 @@ impl PackedB {
 
     /// `B` row-major `[k, n]` with row stride `ldb`.
     pub fn from_rows(b: &[f32], k: usize, n: usize, ldb: usize) -> Self {
-        Self::pack(k, n, |kk, j| b[kk * ldb + j])
+        let mut packed = Self::zeros(k, n);
+        for kk in 0..k {
+            packed.set_row(kk, &b[kk * ldb..kk * ldb + n]);
+        }
+        packed
+    }
+
+    /// A `k × n` matrix of zeros, to be filled with [`set_row`](Self::set_row) (the
+    /// convolution writes its im2col rows straight into the panels).
+    pub fn zeros(k: usize, n: usize) -> Self {
+        PackedB {
+            k,
+            n,
+            panels: vec![0f32; n.div_ceil(NR) * k * NR],
+        }
+    }
+
+    /// Sets row `kk` of `B` to `row` (`n` values): each run of 16 goes to its panel.
+    pub fn set_row(&mut self, kk: usize, row: &[f32]) {
+        assert!(
+            kk < self.k && row.len() == self.n,
+            "set_row: row {kk} of {}x{}",
+            self.k,
+            self.n
+        );
+        let stride = self.k * NR;
+        let full = self.n / NR;
+        for p in 0..full {
+            // Fixed-size copies: a register move each, not a memcpy call.
+            let src: &[f32; NR] = row[p * NR..(p + 1) * NR].try_into().expect("NR values");
+            let at = p * stride + kk * NR;
+            let dst: &mut [f32; NR] = (&mut self.panels[at..at + NR])
+                .try_into()
+                .expect("NR values");
+            *dst = *src;
+        }
+        let tail = &row[full * NR..];
+        if !tail.is_empty() {
+            let at = full * stride + kk * NR;
+            self.panels[at..at + tail.len()].copy_from_slice(tail);
+        }
     }
 }
 
@@ -135,12 +175,13 @@ pub(crate) fn avx512() -> bool {
     })
 }
 
-/// Rows per AVX-512 micro-tile: one 16-lane register per row of the tile.
+/// Rows per AVX-512 micro-tile.
 #[cfg(target_arch = "x86_64")]
-const MR512: usize = 8;
+const MR512: usize = 12;
 
-/// One `R × 16` tile of `C` in `R` 16-lane accumulators: one panel load and `R` broadcasts per
-/// `k`.
+/// One `R × 32` tile of `C` (two adjacent panels; `R × 16` when `cols ≤ 16`) in `2R` 16-lane
+/// accumulators: two panel loads and `R` broadcasts per `k`, so the FMAs, not the loads, set
+/// the pace (an `R × 16` tile needs a load per FMA). `pstride` is the distance between panels.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -150,35 +191,48 @@ unsafe fn tile512<const R: usize>(
     a: *const f32,
     strides: [usize; 2],
     panel: *const f32,
+    pstride: usize,
     c: *mut f32,
     ldc: usize,
     cols: usize,
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_ps(); R];
-    for kk in 0..k {
-        let bv = _mm512_loadu_ps(panel.add(kk * NR));
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
-            *acc_r = _mm512_fmadd_ps(av, bv, *acc_r);
+    let mut acc0 = [_mm512_setzero_ps(); R];
+    let mut acc1 = [_mm512_setzero_ps(); R];
+    if cols > NR {
+        for kk in 0..k {
+            let b0 = _mm512_loadu_ps(panel.add(kk * NR));
+            let b1 = _mm512_loadu_ps(panel.add(pstride + kk * NR));
+            for r in 0..R {
+                let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
+                acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+    } else {
+        for kk in 0..k {
+            let b0 = _mm512_loadu_ps(panel.add(kk * NR));
+            for (r, acc_r) in acc0.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
+                *acc_r = _mm512_fmadd_ps(av, b0, *acc_r);
+            }
         }
     }
-    for (r, acc_r) in acc.iter().enumerate() {
-        let dst = c.add(r * ldc);
-        if cols == NR {
-            let mut v = *acc_r;
-            if accumulate {
-                v = _mm512_add_ps(v, _mm512_loadu_ps(dst));
-            }
-            _mm512_storeu_ps(dst, v);
+    let store = |dst: *mut f32, v: __m512, n: usize| {
+        let mask: __mmask16 = if n >= NR { 0xffff } else { (1u16 << n) - 1 };
+        let v = if accumulate {
+            _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst))
         } else {
-            let mut tmp = [0f32; NR];
-            _mm512_storeu_ps(tmp.as_mut_ptr(), *acc_r);
-            for (j, v) in tmp.iter().enumerate().take(cols) {
-                let d = dst.add(j);
-                *d = if accumulate { *d + v } else { *v };
-            }
+            v
+        };
+        _mm512_mask_storeu_ps(dst, mask, v);
+    };
+    for r in 0..R {
+        let dst = c.add(r * ldc);
+        store(dst, acc0[r], cols.min(NR));
+        if cols > NR {
+            store(dst.add(NR), acc1[r], cols - NR);
         }
     }
 }
@@ -216,7 +270,7 @@ fn gemm_portable(
 /// packed, then panel by panel, so that a block of the panel stays in L1 across the row tiles.
 /// `$tile::<R>` computes an `R × 16` tile; `$mr` is the largest `R`.
 macro_rules! driver {
-    ($(#[$attr:meta])* $name:ident, $tile:ident, $mr:expr, [$($r:literal),*]) => {
+    ($(#[$attr:meta])* $name:ident, $tile:ident, $mr:expr, $wide:expr, [$($r:literal),*]) => {
         $(#[$attr])*
         unsafe fn $name(
             m: usize,
@@ -242,17 +296,18 @@ macro_rules! driver {
                         pack_a::<{ $mr }>(a, strides, i, rows, k0, kc, buf);
                     }
                     let st = [1, $mr];
-                    for p in 0..n.div_ceil(NR) {
+                    // $wide adjacent panels per tile.
+                    for p in (0..n.div_ceil(NR)).step_by($wide) {
                         let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
-                        let cols = NR.min(n - p * NR);
+                        let cols = (NR * $wide).min(n - p * NR);
                         for t in 0..tiles {
                             let i = t * $mr;
                             let rows = ($mr).min(m - i);
                             let a_ptr = apack.as_ptr().add(t * KC * $mr);
                             let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
                             match rows {
-                                $($r => $tile::<$r>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),)*
-                                _ => $tile::<1>(kc, a_ptr, st, panel, c_ptr, ldc, cols, acc),
+                                $($r => $tile::<$r>(kc, a_ptr, st, panel, k * NR, c_ptr, ldc, cols, acc),)*
+                                _ => $tile::<1>(kc, a_ptr, st, panel, k * NR, c_ptr, ldc, cols, acc),
                             }
                         }
                     }
@@ -269,7 +324,8 @@ driver!(
     gemm_avx512,
     tile512,
     MR512,
-    [8, 7, 6, 5, 4, 3, 2]
+    2,
+    [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
 );
 
 driver!(
@@ -278,6 +334,7 @@ driver!(
     gemm_avx2,
     tile,
     MR,
+    1,
     [6, 5, 4, 3, 2]
 );
 
@@ -329,6 +386,7 @@ unsafe fn tile<const R: usize>(
     a: *const f32,
     strides: [usize; 2],
     panel: *const f32,
+    _pstride: usize,
     c: *mut f32,
     ldc: usize,
     cols: usize,
