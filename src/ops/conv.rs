@@ -226,8 +226,38 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
     if px == 0 {
         return out;
     }
-    let per_task = g.images_per_task();
     let has_bias = bs.iter().any(|&b| b != 0.0);
+    let add_bias = |y: &mut [f32], first_channel: usize| {
+        for (o, row) in y.chunks_mut(px).enumerate() {
+            row.iter_mut().for_each(|v| *v += bs[first_channel + o]);
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if g.n < threads && g.o >= 2 * threads {
+        // Fewer images than threads (inference on one image): the threads share each image's
+        // product instead, each taking a block of output channels (rows of W and of y).
+        let mut cols = PackedB::zeros(ckk, px);
+        let mut row = vec![0f32; px];
+        let rows_per = g.o.div_ceil(threads);
+        for (img, y) in out.chunks_mut(g.o * px).enumerate() {
+            let x_img = &xs[img * img_len..(img + 1) * img_len];
+            for r in 0..ckk {
+                im2col_row(x_img, g, r, &mut row);
+                cols.set_row(r, &row);
+            }
+            y.par_chunks_mut(rows_per * px)
+                .enumerate()
+                .for_each(|(b, y)| {
+                    let (o0, rows) = (b * rows_per, y.len() / px);
+                    gemm_packed(rows, &ws[o0 * ckk..], ckk, &cols, y, px, false);
+                    if has_bias {
+                        add_bias(y, o0);
+                    }
+                });
+        }
+        return out;
+    }
+    let per_task = g.images_per_task();
     out.par_chunks_mut(per_task * g.o * px)
         .enumerate()
         .for_each(|(t, out)| {
@@ -246,9 +276,7 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
                 gemm_packed(g.o, ws, ckk, &cols, y, px, false);
                 // ResNet's and VGG-BN's convolutions have no bias (a zero one here): no pass.
                 if has_bias {
-                    for (o, row) in y.chunks_mut(px).enumerate() {
-                        row.iter_mut().for_each(|v| *v += bs[o]);
-                    }
+                    add_bias(y, 0);
                 }
             }
         });
@@ -537,6 +565,8 @@ mod tests {
             ([4, 6, 14, 14], [16, 6, 5, 5], [0, 0]),
             ([3, 16, 5, 5], [120, 16, 5, 5], [0, 0]),
             ([5, 3, 7, 9], [4, 3, 3, 2], [1, 1]),
+            // One image, more output channels than threads: the row-split path.
+            ([1, 3, 8, 8], [10, 3, 3, 3], [1, 1]),
         ] {
             let x = Tensor::<4>::random(x_shape, Distribution::Default, &device).require_grad();
             let w = Tensor::<4>::random(w_shape, Distribution::Default, &device).require_grad();
