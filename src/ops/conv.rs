@@ -13,7 +13,15 @@
 //!
 //! - forward: `Y = W·X + b` (`[O, OH·OW]`),
 //! - `∂L/∂W = Σ_images ∂L/∂Y · Xᵀ`, `∂L/∂b = Σ_images Σ_pixels ∂L/∂Y`,
-//! - `∂L/∂X = Wᵀ · ∂L/∂Y`, scattered back to the image (col2im).
+//! - `∂L/∂x`: the "full" convolution of `∂L/∂Y` with the weights flipped in space and with
+//!   input and output channels swapped, i.e. the forward again (equal to `Wᵀ · ∂L/∂Y` scattered
+//!   back by col2im, the fallback for paddings above `KH - 1`).
+//!
+//! The forward products (and so the input gradient) run on [`super::packed_gemm`]: im2col
+//! writes its rows straight into the packed panels, and the AVX-512 12x32 tile runs at about
+//! twice the `gemm` crate's speed here (the crate has AVX-512 only on nightly Rust). The weight
+//! gradient stays on the `gemm` crate: packing `Xᵀ` for the packed kernel is a strided scatter
+//! and made the ResNet-20 step 10% slower.
 
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;

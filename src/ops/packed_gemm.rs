@@ -2,8 +2,12 @@
 //! hidden states, `m ≤ ~32` rows) and a `B` that is the same for every step (the recurrent
 //! weights). `B` is packed once per sequence into column panels of 16, so each step's product
 //! streams the panels with no packing; an AVX2+FMA micro-kernel keeps a 6×16 tile of `C` in 12
-//! registers. The general-purpose `gemm` crate re-packs `B` on every call, which for these
-//! shapes costs as much as the arithmetic.
+//! registers, an AVX-512 one a 12×32 tile (two panels) in 24. The general-purpose `gemm` crate
+//! re-packs `B` on every call, which for these shapes costs as much as the arithmetic, and has
+//! no AVX-512 kernels on stable Rust.
+//!
+//! The convolution (`super::conv`) uses it too: there `B` is the im2col matrix, written straight
+//! into panels by [`PackedB::set_row`].
 
 thread_local! {
     /// Each thread's buffer for packed tiles of A, kept between calls (a fresh large buffer per
