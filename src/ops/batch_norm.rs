@@ -15,7 +15,6 @@
 //! - `∂L/∂β = Σ ∂L/∂y`, `∂L/∂γ = Σ ∂L/∂y · x̂`,
 //! - `∂L/∂x = γ / √(σ² + ε) · (∂L/∂y - ∂L/∂β / M - x̂ · ∂L/∂γ / M)`.
 
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     backend_extension, Autodiff, AutodiffBackend, Backend, Dispatch, TensorMetadata,
@@ -43,8 +42,7 @@ pub trait BatchNormOps: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-        (r.output, r.mean, r.variance)
+        burn_forward::<Self>(x, gamma, beta, epsilon)
     }
 
     /// `(∂L/∂x, ∂L/∂gamma, ∂L/∂beta)` for the output gradient `grad`, given the statistics the
@@ -57,9 +55,33 @@ pub trait BatchNormOps: Backend {
         epsilon: f64,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
-        (r.x_grad, r.gamma_grad, r.beta_grad)
+        burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad)
     }
+}
+
+/// burn's own training-mode batch norm: the reference, and the fallback for what the Flex
+/// kernels do not cover (other dtypes, rank below 2).
+fn burn_forward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = B::batch_norm_train(x, gamma, beta, epsilon);
+    (r.output, r.mean, r.variance)
+}
+
+/// burn's backward of [`burn_forward`].
+fn burn_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    grad: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+    (r.x_grad, r.gamma_grad, r.beta_grad)
 }
 
 /// Sum of a slice in f32 with 16 independent accumulators (vectorized), returned as f64 so
@@ -126,8 +148,7 @@ impl BatchNormOps for Flex {
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         if [x.dtype(), gamma.dtype(), beta.dtype()] != [DType::F32; 3] || x.shape().num_dims() < 2 {
-            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-            return (r.output, r.mean, r.variance);
+            return burn_forward::<Self>(x, gamma, beta, epsilon);
         }
         let shape = x.shape();
         let (n, c, plane) = dims(&shape);
@@ -197,8 +218,7 @@ impl BatchNormOps for Flex {
             grad.dtype(),
         ];
         if dtypes != [DType::F32; 5] || x.shape().num_dims() < 2 {
-            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
-            return (r.x_grad, r.gamma_grad, r.beta_grad);
+            return burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad);
         }
         let shape = x.shape();
         let (n, c, plane) = dims(&shape);
