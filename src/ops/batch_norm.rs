@@ -458,6 +458,62 @@ mod tests {
         }
     }
 
+    /// The Flex kernels called directly (so the test cannot pass through a fallback) against
+    /// burn's composite op, forward and backward.
+    #[test]
+    fn flex_kernels_match_burns_composite() {
+        let device = Device::flex();
+        let shape = [3, 4, 6, 5];
+        let p = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
+        let p1 = |t: Tensor<1>| FlexTensor::from_data(t.into_data());
+        let x = Tensor::<4>::random(shape, Distribution::Normal(-2.0, 3.0), &device);
+        let dy = Tensor::<4>::random(shape, Distribution::Default, &device);
+        let gamma = Tensor::<1>::random([4], Distribution::Uniform(0.5, 1.5), &device);
+        let beta = Tensor::<1>::random([4], Distribution::Default, &device);
+        let ours = <Flex as BatchNormOps>::batch_norm_fused(
+            p(x.clone()),
+            p1(gamma.clone()),
+            p1(beta.clone()),
+            1e-5,
+        );
+        let theirs = burn_forward::<Flex>(p(x.clone()), p1(gamma.clone()), p1(beta), 1e-5);
+        let back_ours = <Flex as BatchNormOps>::batch_norm_fused_backward(
+            p(x.clone()),
+            p1(gamma.clone()),
+            ours.1.clone(),
+            ours.2.clone(),
+            1e-5,
+            p(dy.clone()),
+        );
+        let back_theirs = burn_backward::<Flex>(
+            p(x),
+            p1(gamma),
+            theirs.1.clone(),
+            theirs.2.clone(),
+            1e-5,
+            p(dy),
+        );
+        let pairs = [
+            ("y", ours.0, theirs.0),
+            ("mean", ours.1, theirs.1),
+            ("var", ours.2, theirs.2),
+            ("dx", back_ours.0, back_theirs.0),
+            ("dgamma", back_ours.1, back_theirs.1),
+            ("dbeta", back_ours.2, back_theirs.2),
+        ];
+        for (name, a, b) in pairs {
+            let (a, b) = (a.to_contiguous(), b.to_contiguous());
+            let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
+            assert_eq!(a.len(), b.len(), "{name}");
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "{name} differs by {d}");
+        }
+    }
+
     #[test]
     fn inference_mode_uses_the_running_statistics() {
         let device = Device::flex();
