@@ -172,6 +172,15 @@ fn im2col_row(img: &[f32], g: &Geometry, r: usize, row: &mut [f32]) {
     }
 }
 
+/// The whole im2col matrix of `img` into the packed panels `cols`, row by row through the
+/// scratch `row` (`OH·OW` values).
+fn im2col_packed(img: &[f32], g: &Geometry, row: &mut [f32], cols: &mut PackedB) {
+    for r in 0..g.ckk() {
+        im2col_row(img, g, r, row);
+        cols.set_row(r, row);
+    }
+}
+
 /// The adjoint of [`im2col`]: adds `cols` back into the image gradient `img`.
 fn col2im(cols: &[f32], g: &Geometry, img: &mut [f32]) {
     let (oh, ow) = (g.oh, g.ow);
@@ -249,10 +258,7 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
         let rows_per = g.o.div_ceil(threads);
         for (img, y) in out.chunks_mut(g.o * px).enumerate() {
             let x_img = &xs[img * img_len..(img + 1) * img_len];
-            for r in 0..ckk {
-                im2col_row(x_img, g, r, &mut row);
-                cols.set_row(r, &row);
-            }
+            im2col_packed(x_img, g, &mut row, &mut cols);
             y.par_chunks_mut(rows_per * px)
                 .enumerate()
                 .for_each(|(b, y)| {
@@ -276,10 +282,7 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
             for (i, y) in out.chunks_mut(g.o * px).enumerate() {
                 let img = t * per_task + i;
                 let x_img = &xs[img * img_len..(img + 1) * img_len];
-                for r in 0..ckk {
-                    im2col_row(x_img, g, r, &mut row);
-                    cols.set_row(r, &row);
-                }
+                im2col_packed(x_img, g, &mut row, &mut cols);
                 // y [O, OH·OW] = W [O, C·KH·KW] · cols [C·KH·KW, OH·OW] (+ b below)
                 gemm_packed(g.o, ws, ckk, &cols, y, px, false);
                 // ResNet's and VGG-BN's convolutions have no bias (a zero one here): no pass.
