@@ -4,9 +4,14 @@
 //! inspect LeNet-5 and friends on your own MNIST-format data, on CPU (burn's pure-Rust Flex
 //! backend) or GPU (wgpu, feature `wgpu`).
 //!
-//! - [`data`]: the IDX reader, Fashion-MNIST / MNIST loaders, batching.
+//! - [`io`]: atomic writes and file formats (IDX, `.npy`, safetensors headers, TensorBoard).
+//! - [`plot`]: charts and image grids as PNG.
+//! - [`data`]: Fashion-MNIST / MNIST loaders, image sources, augmentation, batching.
 //! - [`vision`]: CNN families and the model registry ([`vision::MODELS`]).
-//! - [`train`]: the training loop, optimizers, global-norm clipping, checkpoints, reports.
+//! - [`train`]: the task trait and the one training loop, optimizers, global-norm clipping,
+//!   checkpoints, metrics, TensorBoard files.
+//! - [`tasks`]: the tasks trained on that loop (image classification).
+//! - [`inspect`]: what trained networks learned, as pictures.
 //! - [`recurrent`]: RNN, LSTM, GRU and ConvLSTM cells and layers (PyTorch-compatible), a fused
 //!   CPU kernel for them, and gradient-through-time diagnostics.
 //! - [`weights`]: PyTorch-style state dicts in safetensors files.
@@ -20,8 +25,12 @@
 
 pub mod data;
 pub mod error;
+pub mod inspect;
+pub mod io;
 pub mod ops;
+pub mod plot;
 pub mod recurrent;
+pub mod tasks;
 pub mod train;
 pub mod vision;
 pub mod weights;

@@ -2,7 +2,8 @@
 
 mod common;
 
-use deepnet::data::{idx, FashionMnist, Split};
+use deepnet::data::{FashionMnist, Split};
+use deepnet::io::idx;
 use deepnet::Error;
 
 #[test]

@@ -218,7 +218,7 @@ fn fails_with(o: &std::process::Output, needle: &str) {
 /// out; bad weights and bad arrays are clear errors.
 #[test]
 fn infer_gives_torchvision_logits_and_refuses_bad_input() {
-    use deepnet::data::npy::{encode_npy, read_npy, NpyArray};
+    use deepnet::io::npy::{encode_npy, read_npy, NpyArray};
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     write_rule_resnet18(&p("r18.safetensors"));

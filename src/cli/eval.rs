@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use deepnet::train::run::eval_checkpoint;
+use deepnet::tasks::classification::eval_checkpoint;
 use deepnet::Result;
 
 use super::device::DeviceArg;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
-use deepnet::data::npy::{encode_npy, read_npy, NpyArray};
+use deepnet::io::npy::{encode_npy, read_npy, NpyArray};
 use deepnet::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::weights::torchvision::load_state_dict;
 use deepnet::weights::StateDict;
@@ -128,7 +128,7 @@ pub fn run(a: InferArgs) -> Result<()> {
         },
     )??;
     let bytes = encode_npy(&logits);
-    deepnet::train::checkpoint::write_atomic(&a.output, &bytes)?;
+    deepnet::io::write_atomic(&a.output, &bytes)?;
     eprintln!(
         "wrote {}: logits {}x{}",
         a.output.display(),

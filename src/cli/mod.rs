@@ -12,7 +12,7 @@ mod summary;
 mod train;
 mod visualize;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// deepnet: classic deep networks, trained, evaluated and inspected, in Rust on burn.
 #[derive(Parser, Debug)]
@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a model on an MNIST-format data set and write a run directory.
+    /// Train a model and write a run directory (metrics, checkpoints, TensorBoard, report).
     Train(train::TrainArgs),
     /// Evaluate a run directory or checkpoint on the test split.
     Eval(eval::EvalArgs),
@@ -42,7 +42,12 @@ enum Command {
 
 /// Parses the command line, runs the command, maps errors to a message and an exit code.
 pub fn run() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let subcommand = matches.subcommand_name().unwrap_or_default().to_string();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
@@ -55,8 +60,26 @@ pub fn run() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", in_flag_terms(&subcommand, &e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The message of `e`, with a setting the library names by its field (`batch_size`) named by
+/// the flag of `subcommand` that sets it (`--batch-size`), when there is one: the library
+/// knows no command line, the user knows only that.
+fn in_flag_terms(subcommand: &str, e: &deepnet::Error) -> String {
+    if let deepnet::Error::InvalidArgument { what, reason } = e {
+        let long = what.replace('_', "-");
+        let cmd = Cli::command();
+        let has_flag = cmd.find_subcommand(subcommand).is_some_and(|c| {
+            c.get_arguments()
+                .any(|a| a.get_long() == Some(long.as_str()))
+        });
+        if has_flag {
+            return format!("invalid --{long}: {reason}");
+        }
+    }
+    e.to_string()
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use deepnet::train::run::{predict, predict_imagenet};
+use deepnet::tasks::classification::{predict, predict_imagenet};
 use deepnet::{Error, Result};
 
 use super::device::DeviceArg;
@@ -38,9 +38,14 @@ pub struct PredictArgs {
 pub fn run(a: PredictArgs) -> Result<()> {
     let device = a.device.device()?;
     let preds = match (&a.weights, &a.model) {
-        (Some(weights), Some(model)) => {
-            predict_imagenet(model, weights, &a.paths, a.top.unwrap_or(5), a.num_classes)?
-        }
+        (Some(weights), Some(model)) => predict_imagenet(
+            model,
+            weights,
+            &a.paths,
+            a.top.unwrap_or(5),
+            a.num_classes,
+            &device,
+        )?,
         (Some(_), None) => {
             return Err(Error::invalid(
                 "--weights",

@@ -1,19 +1,46 @@
-//! Training progress on the terminal with indicatif: one bar per epoch with loss, accuracy and
-//! images/s, then a line of epoch metrics.
+//! Training progress on the terminal with indicatif: one bar per epoch with the batch loss, the
+//! task's running metrics and the throughput, then a line of epoch metrics.
+//!
+//! Also the crash test's hook: with `DEEPNET_TEST_KILL_AT=POINT:STEP` in the environment the
+//! process sends itself SIGKILL when the loop reaches that point at that global step (`step`,
+//! `checkpoint-write`, `epoch-recorded`, `checkpoint-saved`: see
+//! [`deepnet::train::LoopPoint`]). A real `kill -9` at a deterministic moment, so the test can
+//! show that a resumed run loses nothing.
 
-use deepnet::train::{EpochMetrics, Observer, StepProgress};
+use deepnet::train::{EpochRecord, LoopPoint, Metrics, Observer, StepProgress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Draws a bar per epoch on stderr.
 pub struct ProgressBars {
     bar: Option<ProgressBar>,
+    kill_at: Option<(String, usize)>,
 }
 
 impl ProgressBars {
     /// No bar yet; one appears at the first epoch.
     pub fn new() -> Self {
-        Self { bar: None }
+        let kill_at = std::env::var("DEEPNET_TEST_KILL_AT").ok().and_then(|v| {
+            let (point, step) = v.split_once(':')?;
+            Some((point.to_string(), step.parse().ok()?))
+        });
+        Self { bar: None, kill_at }
     }
+}
+
+/// `accuracy 87.20%` for fractions named like accuracies, `loss 0.4123` otherwise.
+fn show(name: &str, v: f64) -> String {
+    if name.contains("accuracy") {
+        format!("{name} {:.2}%", v * 100.0)
+    } else {
+        format!("{name} {v:.4}")
+    }
+}
+
+fn show_all(m: &Metrics) -> String {
+    m.0.iter()
+        .map(|(n, v)| show(n, *v))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Observer for ProgressBars {
@@ -32,13 +59,20 @@ impl Observer for ProgressBars {
 
     fn step(&mut self, p: &StepProgress) {
         if let Some(bar) = &self.bar {
-            bar.set_position(p.batch as u64);
+            bar.inc(1);
             if p.batch.is_multiple_of(10) || p.batch == p.batches {
+                let running: Vec<String> = p
+                    .running
+                    .iter()
+                    .filter(|(n, _)| *n != "loss")
+                    .map(|(n, v)| show(n, *v))
+                    .collect();
                 bar.set_message(format!(
-                    "loss {:.4} acc {:.2}% {:.0} img/s",
+                    "loss {:.4} {} {:.0} {}/s",
                     p.loss,
-                    p.accuracy * 100.0,
-                    p.images_per_second
+                    running.join(" "),
+                    p.throughput,
+                    p.unit
                 ));
             }
         }
@@ -46,24 +80,41 @@ impl Observer for ProgressBars {
 
     fn validation_start(&mut self, count: usize) {
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("evaluating {count} images..."));
+            bar.set_message(format!("evaluating {count} items..."));
         }
     }
 
-    fn epoch_end(&mut self, m: &EpochMetrics) {
+    fn epoch_end(&mut self, r: &EpochRecord) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         eprintln!(
-            "epoch {:>3}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | lr {:.2e} | {:.1}s, {:.0} img/s",
-            m.epoch,
-            m.train_loss,
-            m.train_accuracy * 100.0,
-            m.val_loss,
-            m.val_accuracy * 100.0,
-            m.lr,
-            m.train_seconds,
-            m.images_per_second
+            "epoch {:>3}: train {} | val {} | lr {:.2e} | {:.1}s, {:.0} {}",
+            r.epoch,
+            show_all(&r.train),
+            show_all(&r.val),
+            r.lr,
+            r.train_seconds,
+            r.throughput,
+            r.throughput_unit
         );
+    }
+
+    fn reached(&mut self, point: LoopPoint) {
+        let Some((name, step)) = &self.kill_at else {
+            return;
+        };
+        let (here, at) = match point {
+            LoopPoint::StepDone { global_step } => ("step", global_step),
+            LoopPoint::CheckpointStaged { global_step } => ("checkpoint-write", global_step),
+            LoopPoint::EpochRecorded { global_step } => ("epoch-recorded", global_step),
+            LoopPoint::CheckpointSaved { global_step } => ("checkpoint-saved", global_step),
+        };
+        if here == name && at == *step {
+            // SAFETY: kill(2) on our own pid with a valid signal number; nothing to uphold.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use deepnet::data::{Augment, DatasetKind, DEFAULT_FASHION_MNIST_DIR};
-use deepnet::train::run::{resume_run, start_run, RunOutcome, TrainRequest};
+use deepnet::tasks::classification::{resume_run, start_run, RunOutcome, TrainRequest};
 use deepnet::train::{OptimizerKind, Schedule, TrainConfig};
 use deepnet::Result;
 
@@ -84,9 +84,18 @@ pub struct TrainArgs {
     /// Seed for initialization, validation split and shuffling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Training images held out for validation.
-    #[arg(long, default_value_t = 5000)]
-    val_size: usize,
+    /// Training images held out for validation [default: a tenth of the training images,
+    /// at most 5000].
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// Images per validation and test batch [default: as many as hold 2^20 input values, at
+    /// most 1000, at least --batch-size].
+    #[arg(long)]
+    val_batch_size: Option<usize>,
+    /// Also checkpoint every N batches (not only at epoch ends); --resume then continues from
+    /// the middle of the epoch, exactly.
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
     /// Augmentation of the training images (flip-shift: mirror left-right half the time and
     /// shift by up to 2 pixels, torchvision's RandomHorizontalFlip + RandomCrop(28, padding=2)).
     #[arg(long, value_enum, default_value = "none")]
@@ -150,12 +159,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 schedule,
                 clip_norm: a.clip_norm,
                 seed: a.seed,
-                val_size: a.val_size,
-                augment: match a.augment {
-                    AugmentArg::None => Augment::None,
-                    AugmentArg::Flip => Augment::Flip,
-                    AugmentArg::FlipShift => Augment::FlipShift,
-                },
+                val_batch_size: a.val_batch_size,
+                checkpoint_every: a.checkpoint_every,
+                tbptt: None,
+            },
+            val_size: a.val_size,
+            augment: match a.augment {
+                AugmentArg::None => Augment::None,
+                AugmentArg::Flip => Augment::Flip,
+                AugmentArg::FlipShift => Augment::FlipShift,
             },
             limit_train: a.limit_train,
         };
@@ -185,12 +197,13 @@ fn print_outcome(o: &RunOutcome) {
     }
     if let Some(last) = o.history.last() {
         println!(
-            "last epoch: {:.1}s, {:.0} images/s",
-            last.train_seconds, last.images_per_second
+            "last epoch: {:.1}s, {:.0} {}",
+            last.train_seconds, last.throughput, last.throughput_unit
         );
     }
     let d = o.dir.display();
     println!("run directory: {d}");
     println!("  {d}/config.json, {d}/metrics.jsonl, {d}/checkpoint.safetensors");
     println!("  {d}/report/training_curve.png, {d}/report/confusion_matrix.png, {d}/report/test_report.json");
+    println!("  {d}/tensorboard/ (tensorboard --logdir {d})");
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use deepnet::train::run::{visualize_activations, visualize_filters};
+use deepnet::inspect::{visualize_activations, visualize_filters};
+
+use super::device::DeviceArg;
 use deepnet::Result;
 
 /// Arguments of `deepnet visualize`.
@@ -11,6 +13,9 @@ use deepnet::Result;
 pub struct VisualizeArgs {
     #[command(subcommand)]
     what: What,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu", global = true)]
+    device: DeviceArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,9 +43,10 @@ enum What {
 
 /// Runs the command.
 pub fn run(a: VisualizeArgs) -> Result<()> {
+    let device = a.device.device()?;
     match a.what {
         What::Filters { checkpoint, out } => {
-            let file = visualize_filters(&checkpoint, out.as_deref())?;
+            let file = visualize_filters(&checkpoint, out.as_deref(), &device)?;
             println!("{}", file.display());
         }
         What::Activations {
@@ -48,7 +54,7 @@ pub fn run(a: VisualizeArgs) -> Result<()> {
             image,
             out,
         } => {
-            for file in visualize_activations(&checkpoint, &image, out.as_deref())? {
+            for file in visualize_activations(&checkpoint, &image, out.as_deref(), &device)? {
                 println!("{}", file.display());
             }
         }

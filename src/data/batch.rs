@@ -1,20 +1,52 @@
-//! Seeded shuffling, train/validation split and batching of [`ImageDataset`]s into tensors.
+//! Seeded shuffling, train/validation split, per-item seeds, and batches of images as tensors.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::augment::Augment;
-use super::mnist::{ImageDataset, Normalization};
+use super::mnist::ImageDataset;
+use super::source::ImageSource;
+use crate::error::Result;
 
-/// A batch ready for a model: images `[batch, 1, rows, cols]` and labels `[batch]`.
+/// A batch ready for a model: images `[batch, channels, rows, cols]` and labels `[batch]`.
 #[derive(Debug, Clone)]
 pub struct ImageBatch {
-    /// Normalized pixels, `[batch, 1, rows, cols]`.
+    /// Normalized pixels, `[batch, channels, rows, cols]`.
     pub images: Tensor<4>,
     /// Class indices, `[batch]`.
     pub labels: Tensor<1, Int>,
+}
+
+/// Seeds of the random draws of one epoch's items: every item gets its own seed, a function
+/// of the run seed, the epoch and the item's index only. Augmentation drawn from it does not
+/// depend on which thread builds the batch, on the batch size, or on whether the run was
+/// resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleSeeds {
+    /// The run's seed.
+    pub run: u64,
+    /// The epoch, from 1.
+    pub epoch: usize,
+}
+
+impl SampleSeeds {
+    /// The seed of item `index` (splitmix64 of the three, so neighbouring items get unrelated
+    /// streams).
+    pub fn of(&self, index: usize) -> u64 {
+        let mut z = self
+            .run
+            .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.epoch as u64 + 1))
+            .wrapping_add((index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// The generator of item `index`.
+    pub fn rng(&self, index: usize) -> StdRng {
+        rng(self.of(index))
+    }
 }
 
 /// The seeded RNG deepnet uses for anything data-related.
@@ -47,85 +79,43 @@ pub fn train_val_split(
     (train.subset(&train_idx), train.subset(&val_idx))
 }
 
-/// Turns dataset items into tensors on one device.
-#[derive(Debug, Clone)]
-pub struct ImageBatcher {
-    device: Device,
-    norm: Normalization,
-}
-
-impl ImageBatcher {
-    /// A batcher that normalizes with `norm` and puts tensors on `device`.
-    pub fn new(device: Device, norm: Normalization) -> Self {
-        Self { device, norm }
-    }
-
-    /// The batch of images `indices` of `data`.
-    pub fn batch(&self, data: &ImageDataset, indices: &[usize]) -> ImageBatch {
-        self.batch_augmented(data, indices, Augment::None, &mut rng(0))
-    }
-
-    /// The batch of images `indices` of `data`, each augmented by `augment` with draws from
-    /// `rng` (in the order of `indices`).
-    pub fn batch_augmented(
-        &self,
-        data: &ImageDataset,
+impl ImageBatch {
+    /// The images `indices` of `source` as one batch on `device`; with `seeds`, each image `i`
+    /// augmented with draws seeded by `seeds.of(i)`.
+    pub fn from_source(
+        source: &dyn ImageSource,
         indices: &[usize],
-        augment: Augment,
-        rng: &mut StdRng,
-    ) -> ImageBatch {
-        let (rows, cols) = (data.rows, data.cols);
-        let mut pixels = Vec::with_capacity(indices.len() * rows * cols);
-        let mut labels = Vec::with_capacity(indices.len());
-        let mut scratch = vec![0u8; rows * cols];
-        for &i in indices {
-            let image = if augment == Augment::None {
-                data.image(i)
-            } else {
-                augment.apply(data.image(i), rows, cols, rng, &mut scratch);
-                &scratch
-            };
-            pixels.extend(image.iter().map(|&p| self.norm.apply(p)));
-            labels.push(data.labels[i] as i64);
-        }
+        seeds: Option<SampleSeeds>,
+        device: &Device,
+    ) -> Result<ImageBatch> {
+        let [c, h, w] = source.shape();
         let b = indices.len();
-        // [batch, 1, rows, cols]
-        let images = Tensor::from_data(TensorData::new(pixels, [b, 1, rows, cols]), &self.device);
-        let labels = Tensor::from_data(TensorData::new(labels, [b]), &self.device);
-        ImageBatch { images, labels }
-    }
-
-    /// The batches of `data` in the order `order`, `batch_size` at a time (the last may be
-    /// smaller). Tensors are built lazily, one batch per `next()`.
-    pub fn iter<'a>(
-        &'a self,
-        data: &'a ImageDataset,
-        order: &'a [usize],
-        batch_size: usize,
-    ) -> impl Iterator<Item = ImageBatch> + 'a {
-        self.iter_augmented(data, order, batch_size, Augment::None, 0)
-    }
-
-    /// [`iter`](Self::iter) with every image augmented by `augment`, from an RNG seeded with
-    /// `seed` (one seed per epoch gives every epoch its own, reproducible, variations).
-    pub fn iter_augmented<'a>(
-        &'a self,
-        data: &'a ImageDataset,
-        order: &'a [usize],
-        batch_size: usize,
-        augment: Augment,
-        seed: u64,
-    ) -> impl Iterator<Item = ImageBatch> + 'a {
-        let mut rng = rng(seed);
-        order
-            .chunks(batch_size.max(1))
-            .map(move |chunk| self.batch_augmented(data, chunk, augment, &mut rng))
+        let mut pixels = vec![0f32; b * c * h * w];
+        source.load_batch(indices, seeds, &mut pixels)?;
+        let labels: Vec<i64> = indices.iter().map(|&i| source.label(i) as i64).collect();
+        // [batch, channels, height, width]
+        let images = Tensor::from_data(TensorData::new(pixels, [b, c, h, w]), device);
+        let labels = Tensor::from_data(TensorData::new(labels, [b]), device);
+        Ok(ImageBatch { images, labels })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_seeds_differ_by_item_epoch_and_run() {
+        let s = SampleSeeds { run: 7, epoch: 1 };
+        let mut seen: Vec<u64> = (0..1000).map(|i| s.of(i)).collect();
+        seen.push(SampleSeeds { run: 7, epoch: 2 }.of(0));
+        seen.push(SampleSeeds { run: 8, epoch: 1 }.of(0));
+        let n = seen.len();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), n);
+        assert_eq!(s.of(5), SampleSeeds { run: 7, epoch: 1 }.of(5));
+    }
 
     #[test]
     fn shuffle_is_seeded_and_a_permutation() {

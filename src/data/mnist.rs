@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::idx::read_idx;
 use crate::error::{Error, Result};
+use crate::io::idx::read_idx;
 
 /// Where Debian's `dataset-fashion-mnist` package installs Fashion-MNIST.
 pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -175,11 +175,18 @@ fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
     ))
 }
 
-/// Loads one split of the MNIST-format directory `dir`, labelled as `kind`.
-pub fn load_split(dir: &Path, split: Split, kind: DatasetKind) -> Result<ImageDataset> {
+/// Number of images in one split of the MNIST-format directory `dir` (from its label file,
+/// which is small).
+pub fn count_split(dir: &Path, split: Split) -> Result<usize> {
+    check_dir(dir)?;
+    let labels_path = find_file(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
+    Ok(read_idx(&labels_path)?.dims.first().copied().unwrap_or(0))
+}
+
+fn check_dir(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         let hint = if dir == Path::new(DEFAULT_FASHION_MNIST_DIR) {
-            " (install it with `apt-get install dataset-fashion-mnist`, or pass --data DIR)"
+            " (install it with `apt-get install dataset-fashion-mnist`, or give another data directory)"
         } else {
             ""
         };
@@ -188,6 +195,12 @@ pub fn load_split(dir: &Path, split: Split, kind: DatasetKind) -> Result<ImageDa
             format!("data directory does not exist{hint}"),
         ));
     }
+    Ok(())
+}
+
+/// Loads one split of the MNIST-format directory `dir`, labelled as `kind`.
+pub fn load_split(dir: &Path, split: Split, kind: DatasetKind) -> Result<ImageDataset> {
+    check_dir(dir)?;
     let images_path = find_file(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
     let labels_path = find_file(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
     let images = read_idx(&images_path)?;

@@ -1,16 +1,17 @@
-//! Data: the IDX reader, MNIST-format data sets, image files, batching.
+//! Data: MNIST-format data sets, image files, augmentation, batching. (The IDX and `.npy`
+//! file formats live in [`crate::io`].)
 
 pub mod augment;
 pub mod batch;
-pub mod idx;
 pub mod image_file;
 pub mod mnist;
-pub mod npy;
+pub mod source;
 
+pub use crate::io::idx::{read_idx, IdxArray};
 pub use augment::Augment;
-pub use batch::{shuffled_indices, train_val_split, ImageBatch, ImageBatcher};
-pub use idx::{read_idx, IdxArray};
+pub use batch::{shuffled_indices, train_val_split, ImageBatch, SampleSeeds};
 pub use mnist::{
     load_dataset_pair, DatasetKind, FashionMnist, ImageDataset, Mnist, Normalization, Split,
     DEFAULT_FASHION_MNIST_DIR,
 };
+pub use source::{ImageSource, InMemoryImages};

@@ -247,7 +247,7 @@ pub fn gradient_norms(probe: &GradientProbe, device: &Device) -> Result<Gradient
 /// Draws `‖∂L/∂s_t‖` against `t` on a log scale, one line per `(label, norms)`, into `path`.
 /// Norms below 1e-30 (underflow) are drawn at 1e-30.
 pub fn plot_gradient_norms(curves: &[(String, Vec<f64>)], path: &std::path::Path) -> Result<()> {
-    use crate::train::report::{plot_err, register_font};
+    use crate::plot::{plot_err, register_font};
     use plotters::prelude::*;
     register_font();
     const FLOOR: f64 = 1e-30;

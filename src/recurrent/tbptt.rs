@@ -56,6 +56,11 @@ impl Detach for ConvLstmState {
     }
 }
 
+/// No state: tasks without recurrence carry nothing between chunks.
+impl Detach for () {
+    fn detach(self) -> Self {}
+}
+
 impl<S: Detach> Detach for Option<S> {
     fn detach(self) -> Self {
         self.map(Detach::detach)

@@ -2,14 +2,14 @@
 //! optimizer state in burnpack, both written atomically.
 //!
 //! A checkpoint is `checkpoint.safetensors`, whose safetensors metadata carries the run's
-//! [`RunConfig`] and the [`TrainState`] (so the file alone says which model it holds), plus the
-//! optimizer file that state names (`optimizer-eNNNN.bpk`). Saving writes the optimizer file first
-//! and the weights last, each to a temporary file that is fsynced and renamed over the old one:
-//! a process killed at any moment leaves either the previous checkpoint or the new one, never a
-//! torn file, and the weights file always names an optimizer file that exists.
+//! configuration (the task's, as JSON) and the [`TrainState`] (so the file alone says which
+//! model it holds and where training stands, the epochs' records included), plus the optimizer
+//! file that state names (`optimizer-eNNNN.bpk`, or `optimizer-eNNNN-sNNNNNNNN.bpk` for a
+//! checkpoint taken mid-epoch). Saving writes the optimizer file first and the weights last,
+//! each to a temporary file that is fsynced and renamed over the old one: a process killed at
+//! any moment leaves either the previous checkpoint or the new one, never a torn file, and the
+//! weights file always names an optimizer file that exists.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -18,8 +18,10 @@ use burn::store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::config::RunConfig;
+use super::history::EpochRecord;
 use crate::error::{Error, Result};
+use crate::io::safetensors_header::{header, metadata, read_metadata};
+use crate::io::StagedFile;
 
 /// File name of the weights inside a run directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -57,54 +59,50 @@ fn param_ids<M: Module>(model: &M) -> Vec<u64> {
 }
 
 /// Where training stands when a checkpoint is written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TrainState {
     /// Epochs completed.
     pub epoch: usize,
-    /// Optimizer steps taken.
+    /// Batches trained since the start of the run.
     pub global_step: usize,
     /// File name (in the same directory) of the optimizer state.
     pub optimizer_file: String,
-    /// Validation accuracy after the last completed epoch.
-    pub val_accuracy: f64,
+    /// The epoch in progress, for a checkpoint taken mid-epoch (`checkpoint_every`).
+    #[serde(default)]
+    pub partial: Option<PartialEpoch>,
+    /// The records of the completed epochs (what `metrics.jsonl` holds): a resumed run
+    /// rewrites `metrics.jsonl` from them, so the file has exactly one line per finished
+    /// epoch however the previous process ended. Empty in checkpoints of deepnet 0.1.
+    #[serde(default)]
+    pub history: Vec<EpochRecord>,
+}
+
+/// How far an epoch got when a checkpoint was taken in its middle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Batches of the epoch already trained.
+    pub batches_done: usize,
+    /// The task's statistics of those batches (the task's `Stats` as JSON).
+    pub stats: serde_json::Value,
+    /// Training seconds spent on them.
+    pub seconds: f64,
 }
 
 /// What a checkpoint's metadata says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointMeta {
-    /// The run that wrote it.
-    pub run: RunConfig,
+    /// The configuration of the run that wrote it (the task's own type, as JSON).
+    pub run: serde_json::Value,
     /// Training progress.
     pub state: TrainState,
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
-/// fsync of the directory. Readers see the old file or the new one, never a partial one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Persist the rename itself.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+/// The moments inside [`save_checkpoint`] a caller can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavePhase {
+    /// The optimizer file is in place and the new weights are written and synced under a
+    /// temporary name, not yet renamed over the old checkpoint.
+    WeightsStaged,
 }
 
 /// `path` itself if it is a file, `path/checkpoint.safetensors` if it is a run directory.
@@ -143,31 +141,34 @@ pub fn weights_to_safetensors<M: Module>(
         .map_err(|e| Error::checkpoint("<memory>", format!("serializing weights: {e}")))
 }
 
-/// Saves `model` and `optim` as the checkpoint of the run in `dir` (see the module doc).
+/// Saves `model` and `optim` as the checkpoint of the run in `dir` (see the module doc);
+/// `run` is the run's configuration as JSON. `phase` is called at each [`SavePhase`].
 pub fn save_checkpoint<M: Module>(
     dir: &Path,
     model: &M,
     optim: &ModuleOptimizer,
-    run: &RunConfig,
+    run: &serde_json::Value,
     state: &TrainState,
+    phase: &mut dyn FnMut(SavePhase),
 ) -> Result<()> {
     let optim_path = dir.join(&state.optimizer_file);
     let optim_bytes = optim
         .into_bytes()
         .map_err(|e| Error::checkpoint(&optim_path, format!("serializing optimizer state: {e}")))?;
-    write_atomic(&optim_path, &optim_bytes)?;
-    let run_json = serde_json::to_string(run).expect("RunConfig serializes");
+    StagedFile::write(&optim_path, &optim_bytes)?.commit()?;
     let state_json = serde_json::to_string(state).expect("TrainState serializes");
     let ids_json = serde_json::to_string(&param_ids(model)).expect("ids serialize");
     let bytes = weights_to_safetensors(
         model,
         &[
-            (META_RUN, run_json),
+            (META_RUN, run.to_string()),
             (META_STATE, state_json),
             (META_PARAM_IDS, ids_json),
         ],
     )?;
-    write_atomic(&dir.join(CHECKPOINT_FILE), &bytes)?;
+    let staged = StagedFile::write(&dir.join(CHECKPOINT_FILE), &bytes)?;
+    phase(SavePhase::WeightsStaged);
+    staged.commit()?;
     // Older optimizer files are no longer named by any checkpoint.
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
@@ -183,49 +184,13 @@ pub fn save_checkpoint<M: Module>(
     Ok(())
 }
 
-/// Reads the `__metadata__` map of a safetensors file, validating the header.
-pub fn read_safetensors_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let header = safetensors_header(&bytes, path)?;
-    Ok(header
-        .get("__metadata__")
-        .and_then(|m| serde_json::from_value(m.clone()).ok())
-        .unwrap_or_default())
-}
-
-fn safetensors_header(
-    bytes: &[u8],
-    path: &Path,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let not_st = |why: String| Error::checkpoint(path, format!("not a safetensors file: {why}"));
-    if bytes.len() < 8 {
-        return Err(not_st(format!(
-            "{} bytes, shorter than the 8-byte header length",
-            bytes.len()
-        )));
-    }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    if n > bytes.len() - 8 {
-        return Err(not_st(format!(
-            "header length {n} is beyond the end of the file ({} bytes): truncated or another format",
-            bytes.len()
-        )));
-    }
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])
-        .map_err(|e| not_st(format!("header is not JSON ({e})")))?;
-    match header {
-        serde_json::Value::Object(map) => Ok(map),
-        _ => Err(not_st("header is not a JSON object".into())),
-    }
-}
-
-/// The run config and training state recorded in the checkpoint at `path`.
+/// The run configuration (as JSON) and training state recorded in the checkpoint at `path`.
 pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
-    let meta = read_safetensors_metadata(path)?;
+    let meta = read_metadata(path)?;
     let run = meta.get(META_RUN).ok_or_else(|| {
         Error::checkpoint(
             path,
-            "has no deepnet run metadata (not written by `deepnet train`)",
+            "has no deepnet run metadata (not a checkpoint written by deepnet's training)",
         )
     })?;
     let state = meta
@@ -243,11 +208,8 @@ pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
 /// unexpected or mis-shaped tensors give an error naming the key (and both shapes).
 pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let header = safetensors_header(&bytes, path)?;
-    let ids: Option<Vec<u64>> = header
-        .get("__metadata__")
-        .and_then(|m| m.get(META_PARAM_IDS))
-        .and_then(|v| v.as_str())
+    let ids: Option<Vec<u64>> = metadata(&header(&bytes, path)?)
+        .get(META_PARAM_IDS)
         .and_then(|s| serde_json::from_str(s).ok());
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .validate(false)

@@ -1,9 +1,12 @@
-//! Training configuration: what `config.json` in a run directory records, and what `--resume`
-//! reads back.
+//! How the loop trains, whatever the task: optimizer, schedule, clipping, seeds, batch sizes,
+//! checkpoint frequency, truncated BPTT. A run's `config.json` records it beside the task's
+//! own configuration, and a resumed run reads it back.
+//!
+//! Errors name the setting by its field name (`lr`, `batch_size`), never a command-line flag:
+//! the library knows no command line.
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Augment, DatasetKind, Normalization};
 use crate::error::{Error, Result};
 
 /// The optimizer.
@@ -55,12 +58,12 @@ impl Schedule {
     }
 }
 
-/// Everything that decides how a model is trained.
+/// Everything that decides how the loop trains a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Number of passes over the training set.
     pub epochs: usize,
-    /// Images per optimizer step.
+    /// Items per batch (per optimizer step, or per truncated-BPTT window of steps).
     pub batch_size: usize,
     /// Base learning rate.
     pub lr: f64,
@@ -74,13 +77,22 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Clip gradients to this global L2 norm (torch's `clip_grad_norm_`); `None` disables it.
     pub clip_norm: Option<f64>,
-    /// Seed for initialization, the validation split and the shuffling of every epoch.
+    /// Seed of the initialization, the data order of every epoch, the augmentation draws and
+    /// the random layers (dropout): one seed makes the whole run reproducible.
     pub seed: u64,
-    /// Images carved from the training set for validation.
-    pub val_size: usize,
-    /// Augmentation of the training images (absent from runs made before it existed: none).
+    /// Items per validation (and test) batch; `None`: the task's memory-safe default.
     #[serde(default)]
-    pub augment: Augment,
+    pub val_batch_size: Option<usize>,
+    /// Also checkpoint every this many batches, not only at the end of each epoch; a resumed
+    /// run continues from the middle of the epoch exactly. `None`: at epoch ends only.
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
+    /// Truncated backpropagation through time: cut every batch into windows of this many time
+    /// steps, one optimizer step per window, the recurrent state carried across windows and
+    /// cut from the graph. `None`: backpropagate through whole sequences. Only for tasks with
+    /// a time axis.
+    #[serde(default)]
+    pub tbptt: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -95,79 +107,58 @@ impl Default for TrainConfig {
             schedule: Schedule::Cosine { min_lr: 0.0 },
             clip_norm: None,
             seed: 42,
-            val_size: 5000,
-            augment: Augment::None,
+            val_batch_size: None,
+            checkpoint_every: None,
+            tbptt: None,
         }
     }
 }
 
 impl TrainConfig {
-    /// Checks every value, naming the first bad one.
+    /// Checks every value, naming the first bad one by its field name.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
-            return Err(Error::invalid("--epochs", "must be at least 1"));
+            return Err(Error::invalid("epochs", "must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(Error::invalid("--batch-size", "must be at least 1"));
+            return Err(Error::invalid("batch_size", "must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::invalid(
-                "--lr",
+                "lr",
                 format!("{} is not a positive number", self.lr),
             ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(Error::invalid("--momentum", "must be in [0, 1)"));
+            return Err(Error::invalid("momentum", "must be in [0, 1)"));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::invalid("--weight-decay", "must be a number >= 0"));
+            return Err(Error::invalid("weight_decay", "must be a number >= 0"));
         }
         if let Some(c) = self.clip_norm {
             if !(c.is_finite() && c > 0.0) {
-                return Err(Error::invalid("--clip-norm", "must be a positive number"));
+                return Err(Error::invalid("clip_norm", "must be a positive number"));
+            }
+        }
+        for (name, v) in [
+            ("val_batch_size", self.val_batch_size),
+            ("checkpoint_every", self.checkpoint_every),
+            ("tbptt", self.tbptt),
+        ] {
+            if v == Some(0) {
+                return Err(Error::invalid(name, "must be at least 1"));
             }
         }
         if let Schedule::Step { step_size, gamma } = self.schedule {
             if step_size == 0 || !(gamma > 0.0 && gamma.is_finite()) {
                 return Err(Error::invalid(
-                    "--schedule",
+                    "schedule",
                     "step needs step_size >= 1 and gamma > 0",
                 ));
             }
         }
         Ok(())
     }
-}
-
-/// Where the data of a run came from and how it was prepared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataSource {
-    /// MNIST-format directory.
-    pub dir: String,
-    /// Which data set it is.
-    pub kind: DatasetKind,
-    /// Normalization applied to every pixel.
-    pub normalization: Normalization,
-    /// Class names in label order.
-    pub class_names: Vec<String>,
-    /// Use only the first N training images (0 = all): quick runs and tests.
-    #[serde(default)]
-    pub limit_train: usize,
-}
-
-/// The contents of `config.json`: enough to rebuild the model, reload the data and continue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
-    /// Registry name of the model.
-    pub model: String,
-    /// Number of classes the model outputs.
-    pub num_classes: usize,
-    /// Training settings.
-    pub train: TrainConfig,
-    /// Data set.
-    pub data: DataSource,
-    /// deepnet version that wrote the run.
-    pub deepnet_version: String,
 }
 
 #[cfg(test)]
@@ -200,15 +191,20 @@ mod tests {
             lr: -1.0,
             ..TrainConfig::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("--lr"));
+        assert!(c.validate().unwrap_err().to_string().contains("invalid lr"));
         let c = TrainConfig {
             clip_norm: Some(0.0),
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("clip_norm"));
+        let c = TrainConfig {
+            checkpoint_every: Some(0),
             ..TrainConfig::default()
         };
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("--clip-norm"));
+            .contains("checkpoint_every"));
     }
 }

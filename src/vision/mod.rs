@@ -7,7 +7,6 @@ pub mod lenet;
 pub mod resnet;
 pub mod summary;
 pub mod vgg;
-pub mod visualize;
 pub mod zoo;
 
 pub use lenet::{Lenet5, Lenet5Classic, Lenet5ClassicConfig, Lenet5Config};

@@ -184,7 +184,7 @@ impl StateDict {
 
     /// Writes the state dict to `path` as safetensors, atomically.
     pub fn write_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
-        crate::train::checkpoint::write_atomic(path.as_ref(), &self.to_safetensors()?)
+        crate::io::write_atomic(path.as_ref(), &self.to_safetensors()?)
     }
 
     /// Adds `tensor` under `name`.

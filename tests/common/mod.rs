@@ -18,7 +18,7 @@ pub fn raw_copy_of_fixture() -> tempfile::TempDir {
         "t10k-images-idx3-ubyte",
         "t10k-labels-idx1-ubyte",
     ] {
-        let bytes = deepnet::data::idx::read_maybe_gzip(&fixture_dir().join(format!("{name}.gz")))
+        let bytes = deepnet::io::idx::read_maybe_gzip(&fixture_dir().join(format!("{name}.gz")))
             .expect("fixture readable");
         std::fs::write(dir.path().join(name), bytes).expect("write copy");
     }

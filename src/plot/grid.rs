@@ -1,38 +1,10 @@
-//! What the layers learned (Zeiler & Fergus 2014, the lecture's slide): the first layer's
-//! filters as small images, and the feature maps a picture produces at each stage, as PNG grids.
+//! Image grids: many small pictures (filters, feature maps) tiled into one PNG.
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
 use crate::error::{Error, Result};
-
-/// The first 4-D parameter of `model` in field order: the first convolution's weights
-/// `[out, in, kh, kw]` for every zoo model. `None` for a model without convolutions.
-pub fn first_conv_weights<M: Module>(model: &M) -> Option<Tensor<4>> {
-    struct First(Option<Tensor<4>>);
-    impl ModuleVisitor for First {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if self.0.is_none() && D == 4 {
-                let t = param.val();
-                let d = t.dims();
-                self.0 = Some(t.reshape([d[0], d[1], d[2], d[3]]));
-            }
-        }
-    }
-    let mut v = First(None);
-    model.visit(&mut v);
-    v.0
-}
-
-fn values(t: Tensor<4>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| Error::invalid("tensor", format!("{e:?}")))
-}
 
 fn save(
     img: impl FnOnce() -> std::result::Result<(), image::ImageError>,
@@ -49,12 +21,11 @@ fn columns(n: usize) -> usize {
     ((n as f64).sqrt().ceil() as usize).max(1)
 }
 
-/// Draws the filters `[out, in, kh, kw]` as a grid, each scaled to its own min..max (one
+/// Draws the filters `v` (shape `dims` = `[out, in, kh, kw]`) as a grid, each scaled to its own min..max (one
 /// input channel: grey; three: colour; otherwise the mean over input channels), each weight a
 /// `zoom`×`zoom` block, and writes it to `path` (PNG).
-pub fn filter_grid(weights: Tensor<4>, zoom: u32, path: &Path) -> Result<()> {
-    let [o, c, kh, kw] = weights.dims();
-    let v = values(weights)?;
+pub fn filter_grid(v: &[f32], dims: [usize; 4], zoom: u32, path: &Path) -> Result<()> {
+    let [o, c, kh, kw] = dims;
     let (cols, gap) = (columns(o), 2u32);
     let rows = o.div_ceil(cols);
     let cell = |k: usize| k as u32 * zoom + gap;
@@ -93,12 +64,12 @@ pub fn filter_grid(weights: Tensor<4>, zoom: u32, path: &Path) -> Result<()> {
     save(|| img.save(path), path)
 }
 
-/// Draws the first `max_maps` channels of one image's feature maps `[1, C, H, W]` as a grey grid,
+/// Draws the first `max_maps` channels of one image's feature maps `v` (shape `dims` =
+/// `[1, C, H, W]`) as a grey grid,
 /// each map scaled to its own min..max and enlarged to at least 48 pixels, and writes it to
 /// `path` (PNG).
-pub fn feature_map_grid(maps: Tensor<4>, max_maps: usize, path: &Path) -> Result<()> {
-    let [_, c, h, w] = maps.dims();
-    let v = values(maps)?;
+pub fn feature_map_grid(v: &[f32], dims: [usize; 4], max_maps: usize, path: &Path) -> Result<()> {
+    let [_, c, h, w] = dims;
     let n = c.min(max_maps).max(1);
     let zoom = (48usize.div_ceil(h.max(w).max(1))).max(1) as u32;
     let (cols, gap) = (columns(n), 2u32);
@@ -128,21 +99,4 @@ pub fn feature_map_grid(maps: Tensor<4>, max_maps: usize, path: &Path) -> Result
         }
     }
     save(|| img.save(path), path)
-}
-
-/// One feature map per stage: of the captured maps (in running order), the last one at each
-/// spatial size, in order of first appearance.
-pub fn stages(captures: Vec<(String, Tensor<4>)>) -> Vec<(String, Tensor<4>)> {
-    let mut out: Vec<(String, Tensor<4>)> = Vec::new();
-    for (name, t) in captures {
-        let size = [t.dims()[2], t.dims()[3]];
-        match out
-            .iter_mut()
-            .find(|(_, s)| [s.dims()[2], s.dims()[3]] == size)
-        {
-            Some(slot) => *slot = (name, t),
-            None => out.push((name, t)),
-        }
-    }
-    out
 }

@@ -1,0 +1,201 @@
+//! What the layers learned (Zeiler & Fergus 2014, the lecture's slide): the first layer's
+//! filters as small images, and the feature maps a picture produces at each stage, as PNG grids.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+
+use crate::data::image_file::load_grey_image;
+use crate::data::{Augment, ImageBatch, ImageDataset, InMemoryImages};
+use crate::error::{Error, Result};
+use crate::plot::grid;
+use crate::tasks::classification::RunConfig;
+use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
+use crate::vision::{visit_model, ImageClassifier, ModelSpec, Trace, ZooVisitor};
+
+/// The first 4-D parameter of `model` in field order: the first convolution's weights
+/// `[out, in, kh, kw]` for every zoo model. `None` for a model without convolutions.
+pub fn first_conv_weights<M: Module>(model: &M) -> Option<Tensor<4>> {
+    struct First(Option<Tensor<4>>);
+    impl ModuleVisitor for First {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.0.is_none() && D == 4 {
+                let t = param.val();
+                let d = t.dims();
+                self.0 = Some(t.reshape([d[0], d[1], d[2], d[3]]));
+            }
+        }
+    }
+    let mut v = First(None);
+    model.visit(&mut v);
+    v.0
+}
+
+fn values(t: Tensor<4>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| Error::invalid("tensor", format!("{e:?}")))
+}
+
+/// Draws the filters `[out, in, kh, kw]` as a grid (see [`grid::filter_grid`]).
+pub fn filter_grid(weights: Tensor<4>, zoom: u32, path: &Path) -> Result<()> {
+    let dims = weights.dims();
+    grid::filter_grid(&values(weights)?, dims, zoom, path)
+}
+
+/// Draws one image's feature maps `[1, C, H, W]` as a grid (see [`grid::feature_map_grid`]).
+pub fn feature_map_grid(maps: Tensor<4>, max_maps: usize, path: &Path) -> Result<()> {
+    let dims = maps.dims();
+    grid::feature_map_grid(&values(maps)?, dims, max_maps, path)
+}
+
+/// One feature map per stage: of the captured maps (in running order), the last one at each
+/// spatial size, in order of first appearance.
+pub fn stages(captures: Vec<(String, Tensor<4>)>) -> Vec<(String, Tensor<4>)> {
+    let mut out: Vec<(String, Tensor<4>)> = Vec::new();
+    for (name, t) in captures {
+        let size = [t.dims()[2], t.dims()[3]];
+        match out
+            .iter_mut()
+            .find(|(_, s)| [s.dims()[2], s.dims()[3]] == size)
+        {
+            Some(slot) => *slot = (name, t),
+            None => out.push((name, t)),
+        }
+    }
+    out
+}
+
+/// Where a visualisation goes by default: the run's `report/` when `path` is a run directory,
+/// else the current directory.
+fn default_out_dir(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("report")
+    } else {
+        PathBuf::from(".")
+    }
+}
+
+/// The checkpoint file at `path` (a run directory or the file) and its run's configuration.
+fn load_run(path: &Path) -> Result<(PathBuf, RunConfig)> {
+    let file = resolve_checkpoint(path)?;
+    let meta = read_checkpoint_meta(&file)?;
+    Ok((file.clone(), RunConfig::from_json(meta.run, &file)?))
+}
+
+struct FiltersVisitor<'a> {
+    checkpoint: &'a Path,
+    out: &'a Path,
+}
+
+impl ZooVisitor for FiltersVisitor<'_> {
+    type Output = Result<PathBuf>;
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<PathBuf> {
+        let model = load_weights(model, self.checkpoint)?;
+        let w = first_conv_weights(&model).ok_or_else(|| {
+            Error::invalid("model", format!("{} has no convolution to draw", spec.name))
+        })?;
+        let k = w.dims()[2].max(w.dims()[3]);
+        let zoom = (64 / k.max(1)).clamp(4, 16) as u32;
+        filter_grid(w, zoom, self.out)?;
+        Ok(self.out.to_path_buf())
+    }
+}
+
+/// Draws the first convolution's filters of the checkpoint at `path` (a run directory or a
+/// checkpoint file) as a PNG grid at `out` (default: `report/filters.png` of the run, or
+/// `filters.png`), loading the model on `device`. Returns the file written.
+pub fn visualize_filters(path: &Path, out: Option<&Path>, device: &Device) -> Result<PathBuf> {
+    let (checkpoint, run) = load_run(path)?;
+    let out = match out {
+        Some(o) => o.to_path_buf(),
+        None => default_out_dir(path).join("filters.png"),
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    visit_model(
+        &run.model,
+        run.num_classes,
+        &device.clone().without_autodiff(),
+        FiltersVisitor {
+            checkpoint: &checkpoint,
+            out: &out,
+        },
+    )?
+}
+
+struct ActivationsVisitor<'a> {
+    checkpoint: &'a Path,
+    run: &'a RunConfig,
+    image: &'a Path,
+    out_dir: &'a Path,
+    device: &'a Device,
+}
+
+impl ZooVisitor for ActivationsVisitor<'_> {
+    type Output = Result<Vec<PathBuf>>;
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<Vec<PathBuf>> {
+        let [_, rows, cols] = spec.input;
+        let pixels = load_grey_image(self.image, rows, cols)?;
+        let model = load_weights(model, self.checkpoint)?;
+        let source = InMemoryImages {
+            data: ImageDataset {
+                labels: vec![0],
+                images: pixels,
+                rows,
+                cols,
+                class_names: self.run.data.class_names.clone(),
+            },
+            norm: self.run.data.normalization,
+            augment: Augment::None,
+        };
+        let batch = ImageBatch::from_source(&source, &[0], None, self.device)?;
+        let mut trace = Trace::capturing();
+        let _ = model.forward_traced(batch.images, &mut trace);
+        let mut written = Vec::new();
+        for (i, (name, maps)) in stages(trace.into_captures()).into_iter().enumerate() {
+            let [_, c, h, w] = maps.dims();
+            let file = self.out_dir.join(format!(
+                "activations-{}-{}-{c}x{h}x{w}.png",
+                i + 1,
+                name.replace('.', "_")
+            ));
+            feature_map_grid(maps, 64, &file)?;
+            written.push(file);
+        }
+        Ok(written)
+    }
+}
+
+/// Runs `image` through the checkpoint at `path` on `device` and draws, for each stage (each
+/// spatial size the network reaches), the feature maps of its last convolution or pooling as a
+/// PNG grid in `out_dir` (default: the run's `report/`, or the current directory). Returns the
+/// files.
+pub fn visualize_activations(
+    path: &Path,
+    image: &Path,
+    out_dir: Option<&Path>,
+    device: &Device,
+) -> Result<Vec<PathBuf>> {
+    let (checkpoint, run) = load_run(path)?;
+    let out_dir = out_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_out_dir(path));
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let device = device.clone().without_autodiff();
+    visit_model(
+        &run.model,
+        run.num_classes,
+        &device,
+        ActivationsVisitor {
+            checkpoint: &checkpoint,
+            run: &run,
+            image,
+            out_dir: &out_dir,
+            device: &device,
+        },
+    )?
+}

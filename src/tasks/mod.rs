@@ -1,0 +1,5 @@
+//! Tasks: what is learned from which data, each one file on the one training loop
+//! ([`crate::train::fit`]). A task says how a batch is built, what its loss and statistics are
+//! and what its report shows; the loop does the rest.
+
+pub mod classification;
