@@ -4,9 +4,10 @@
 //! The format (TensorFlow's `core/util/event.proto` and `record_writer.cc`): a file is a
 //! sequence of records, each `u64 length | u32 masked_crc32c(length) | data | u32
 //! masked_crc32c(data)`, little-endian; `data` is an `Event` protocol buffer. deepnet writes
-//! three kinds of event: the first one of each file names the format (`file_version =
-//! "brain.Event:2"`); a scalar is `Event { wall_time, step, summary { value { tag,
-//! simple_value } } }`; a restart is `Event { step, session_log { status: START } }`, which
+//! three kinds of event: the first one of each file names the format (`file_version` (field 3)
+//! = "brain.Event:2"); a scalar is `Event { wall_time (1), step (2), summary (5) { value (1) {
+//! tag (1), simple_value (2) } } }`; a restart is `Event { step, session_log (7) { status (1):
+//! START (1) } }`, which
 //! tells TensorBoard to drop the events at and after that step written by the run before it
 //! was resumed (they are written again). The protobuf encoding is done by hand: four fields
 //! of three messages do not need a protobuf compiler.
@@ -87,8 +88,8 @@ impl Event {
                 bytes_field(5, &summary, &mut out);
             }
             EventKind::SessionStart => {
-                // SessionLog { status = 1 (START) }
-                bytes_field(6, &[0x08, 0x01], &mut out);
+                // Event.session_log (field 7) = SessionLog { status = 1 (START) }
+                bytes_field(7, &[0x08, 0x01], &mut out);
             }
         }
         out
@@ -263,7 +264,7 @@ fn decode(data: &[u8]) -> Option<Event> {
                 }
                 kind = Some(EventKind::Scalars(values));
             }
-            (6, 2, _, _) => kind = Some(EventKind::SessionStart),
+            (7, 2, _, _) => kind = Some(EventKind::SessionStart),
             _ => {}
         }
     }
