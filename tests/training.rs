@@ -9,12 +9,15 @@ use std::path::Path;
 use burn::prelude::*;
 use deepnet::data::{Augment, DatasetKind, FashionMnist, ImageBatch, InMemoryImages, Split};
 use deepnet::io::tfevents::{read_events, Event, EventKind};
-use deepnet::tasks::classification::{eval_checkpoint, resume_run, start_run, TrainRequest};
+use deepnet::tasks::classification::{
+    eval_checkpoint, resume_run, start_run, DataRequest, TrainRequest,
+};
 use deepnet::train::checkpoint::{load_weights, resolve_checkpoint};
 use deepnet::train::{
     read_checkpoint_meta, EpochRecord, Observer, OptimizerKind, Schedule, Silent, TrainConfig,
 };
 use deepnet::vision::Lenet5Config;
+use deepnet::vision::ModelOptions;
 
 /// burn's random generator is one per process: tests that train at the same time in this
 /// process would draw each other's initial weights and dropout masks. Each test holds this
@@ -33,11 +36,26 @@ impl Observer for StopAfterFirstEpoch {
     }
 }
 
+/// The subset's images: all 2,000 (or the first `limit_train`), `val_size` for validation.
+fn mnist(limit_train: usize, val_size: usize) -> DataRequest {
+    DataRequest::Mnist {
+        dir: common::fixture_dir(),
+        dataset: DatasetKind::FashionMnist,
+        val_size: Some(val_size),
+        // Augmented, so the resume tests also show that augmentation is reproducible.
+        augment: Augment::FlipShift,
+        limit_train,
+        classes: Vec::new(),
+        per_class: None,
+        sample_seed: 0,
+    }
+}
+
 fn request(out: &Path, epochs: usize) -> TrainRequest {
     TrainRequest {
         model: "lenet5".into(),
-        data_dir: common::fixture_dir(),
-        dataset: DatasetKind::FashionMnist,
+        data: mnist(0, 200),
+        model_options: ModelOptions::default(),
         train: TrainConfig {
             epochs,
             batch_size: 32,
@@ -48,14 +66,8 @@ fn request(out: &Path, epochs: usize) -> TrainRequest {
             schedule: Schedule::Cosine { min_lr: 1e-4 },
             clip_norm: Some(5.0),
             seed: 7,
-            val_batch_size: None,
-            checkpoint_every: None,
-            tbptt: None,
+            ..TrainConfig::default()
         },
-        val_size: Some(200),
-        // Augmented, so the resume tests also show that augmentation is reproducible.
-        augment: Augment::FlipShift,
-        limit_train: 0,
         out: out.to_path_buf(),
     }
 }
@@ -106,7 +118,7 @@ fn lenet5_learns_checkpoints_and_resumes_exactly() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let full = tmp.path().join("full");
-    let outcome = start_run(&request(&full, 3), &Device::flex(), &mut Silent).unwrap();
+    let outcome = start_run(&request(&full, 3), None, &Device::flex(), &mut Silent).unwrap();
 
     // Learns: loss falls epoch over epoch, accuracy far above the 10% of chance.
     let h = &outcome.history;
@@ -173,6 +185,7 @@ fn lenet5_learns_checkpoints_and_resumes_exactly() {
     let split = tmp.path().join("split");
     let stopped = start_run(
         &request(&split, 3),
+        None,
         &Device::flex(),
         &mut StopAfterFirstEpoch,
     )
@@ -197,7 +210,7 @@ fn lenet5_1998_trains_on_the_subset() {
     let tmp = tempfile::tempdir().unwrap();
     let mut req = request(&tmp.path().join("classic"), 2);
     req.model = "lenet5-1998".into();
-    let outcome = start_run(&req, &Device::flex(), &mut Silent).unwrap();
+    let outcome = start_run(&req, None, &Device::flex(), &mut Silent).unwrap();
     assert!(
         outcome.test.accuracy > 0.5,
         "test accuracy {}",
@@ -212,10 +225,10 @@ fn refuses_to_overwrite_a_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let mut req = request(&dir, 1);
-    req.limit_train = 300;
-    start_run(&req, &Device::flex(), &mut Silent).unwrap();
+    req.data = mnist(300, 200);
+    start_run(&req, None, &Device::flex(), &mut Silent).unwrap();
     let before = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
-    let err = start_run(&req, &Device::flex(), &mut Silent)
+    let err = start_run(&req, None, &Device::flex(), &mut Silent)
         .unwrap_err()
         .to_string();
     assert!(err.contains("already holds a run"), "{err}");
@@ -231,7 +244,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let mut req = request(&dir, 2);
-    req.limit_train = 400;
+    req.data = mnist(400, 200);
     // Epoch 1 trains normally; from epoch 2 the step schedule multiplies the rate by 1e12,
     // which blows the weights up within a few steps.
     req.train.schedule = Schedule::Step {
@@ -239,7 +252,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_checkpoint() {
         gamma: 1e12,
     };
     req.train.clip_norm = None;
-    let err = start_run(&req, &Device::flex(), &mut Silent);
+    let err = start_run(&req, None, &Device::flex(), &mut Silent);
     match err {
         Err(deepnet::Error::Diverged { epoch, .. }) => assert_eq!(epoch, 2),
         Err(other) => panic!("expected divergence, got: {other}"),
@@ -271,21 +284,26 @@ fn dropout_model_resumed_mid_epoch_is_bit_identical() {
     let req = |out: &Path| {
         let mut r = request(out, 2);
         r.model = "vgg-small".into();
-        r.limit_train = 300;
-        r.val_size = Some(60);
+        r.data = mnist(300, 60);
         r.train.checkpoint_every = Some(3);
         r.train.optimizer = OptimizerKind::Sgd;
         r.train.lr = 0.05;
         r
     };
     let full = tmp.path().join("full");
-    let straight = start_run(&req(&full), &Device::flex(), &mut Silent).unwrap();
+    let straight = start_run(&req(&full), None, &Device::flex(), &mut Silent).unwrap();
     assert_eq!(straight.history.len(), 2);
 
     let split = tmp.path().join("split");
     // 240 training images in batches of 32: 8 per epoch, checkpoints at steps 3 and 6 of
     // epoch 1. The first stop is at step 3, the second (after a resume) at step 6.
-    let first = start_run(&req(&split), &Device::flex(), &mut StopAtFirstCheckpoint).unwrap();
+    let first = start_run(
+        &req(&split),
+        None,
+        &Device::flex(),
+        &mut StopAtFirstCheckpoint,
+    )
+    .unwrap();
     assert!(first.history.is_empty());
     let meta = read_checkpoint_meta(&split.join("checkpoint.safetensors")).unwrap();
     assert_eq!((meta.state.epoch, meta.state.global_step), (0, 3));

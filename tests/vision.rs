@@ -361,3 +361,63 @@ fn imagenet_predict_prints_top5_names() {
         "not a readable image",
     );
 }
+
+/// torchvision's released GoogLeNet weights have no auxiliary classifiers: such a state dict
+/// loads (the model is built without them) and gives the parity fixture's logits, which the
+/// auxiliary heads never touch in evaluation; `--transform-input` changes them.
+#[test]
+fn googlenet_without_auxiliary_heads_loads() {
+    use deepnet::io::npy::{encode_npy, read_npy, NpyArray};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let mut dict = visit_model("googlenet", 1000, &Device::flex(), RuleExport).unwrap();
+    let before = dict.tensors.len();
+    dict.tensors.retain(|k, _| !k.starts_with("aux"));
+    assert!(dict.tensors.len() < before);
+    dict.write_safetensors(p("g.safetensors")).unwrap();
+    let shape = vec![2, 3, 64, 64];
+    let n: usize = shape.iter().product();
+    let x: Vec<f32> = (0..n).map(|i| (0.1 * i as f64).sin() as f32).collect();
+    std::fs::write(p("x.npy"), encode_npy(&NpyArray { shape, data: x })).unwrap();
+    let (weights, input) = (p("g.safetensors"), p("x.npy"));
+    let infer = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--model",
+            "googlenet",
+            "--weights",
+            &weights,
+            "--input",
+            &input,
+            "--output",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        let o = deepnet(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_npy(out).unwrap().data
+    };
+    let got = infer(&p("y.npy"), &[]);
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/vision/googlenet.safetensors");
+    let want = StateDict::read_safetensors(&fixture).unwrap().tensors["logits"]
+        .data
+        .clone();
+    let scale = want.iter().map(|v| v.abs()).fold(0f32, f32::max);
+    let diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff <= 1e-4 * scale, "{diff} of {scale}");
+    let transformed = infer(&p("t.npy"), &["--transform-input"]);
+    let moved = got
+        .iter()
+        .zip(&transformed)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        moved > 1e-3 * scale,
+        "transform_input changes the logits ({moved})"
+    );
+}

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 use deepnet::io::npy::{encode_npy, read_npy, NpyArray};
-use deepnet::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
+use deepnet::tasks::classification::options_for_dict;
+use deepnet::vision::{visit_model_with, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::weights::torchvision::load_state_dict;
 use deepnet::weights::StateDict;
 use deepnet::{Error, Result};
@@ -32,6 +33,9 @@ pub struct InferArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// GoogLeNet: torchvision's transform_input (its ImageNet weights need it on).
+    #[arg(long)]
+    transform_input: bool,
 }
 
 struct Infer {
@@ -77,13 +81,10 @@ pub fn run(a: InferArgs) -> Result<()> {
     let spec = deepnet::vision::spec(&a.model)?;
     let input = read_npy(&a.input)?;
     let shape = &input.shape;
-    let min_side = match spec.name {
-        "alexnet" => 63,
-        n if n.starts_with("vgg") || n.starts_with("resnet") || n.starts_with("googlenet") => 32,
-        _ => 1,
-    };
+    let (min_side, max_side) = deepnet::vision::input_sides(spec.name);
+    let fits = |s: usize| s >= min_side && max_side.is_none_or(|m| s <= m);
     match shape[..] {
-        [n, c, h, w] if n > 0 && c == spec.input[0] && h >= min_side && w >= min_side => {}
+        [n, c, h, w] if n > 0 && c == spec.input[0] && fits(h) && fits(w) => {}
         [_, c, _, _] if c != spec.input[0] => {
             return Err(Error::invalid(
                 "--input",
@@ -99,9 +100,13 @@ pub fn run(a: InferArgs) -> Result<()> {
             return Err(Error::invalid(
                 "--input",
                 format!(
-                    "{}: shape {shape:?}; {} needs at least one image of at least {min_side}x{min_side}",
+                    "{}: shape {shape:?}; {} needs at least one image with sides {}",
                     a.input.display(),
-                    spec.name
+                    spec.name,
+                    match max_side {
+                        Some(m) => format!("between {min_side} and {m}"),
+                        None => format!("of at least {min_side}"),
+                    }
                 ),
             ))
         }
@@ -117,9 +122,11 @@ pub fn run(a: InferArgs) -> Result<()> {
     }
     let dict = StateDict::read(&a.weights)?;
     let classes = a.num_classes.unwrap_or(spec.classes);
-    let logits = visit_model(
+    let options = options_for_dict(&a.model, &dict, a.transform_input);
+    let logits = visit_model_with(
         &a.model,
         classes,
+        options,
         &Device::flex(),
         Infer {
             dict,

@@ -4,12 +4,14 @@
 
 mod device;
 mod eval;
+mod export;
 mod gradients;
 mod infer;
 mod predict;
 mod progress;
 mod summary;
 mod train;
+mod transfer;
 mod visualize;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -26,6 +28,10 @@ struct Cli {
 enum Command {
     /// Train a model and write a run directory (metrics, checkpoints, TensorBoard, report).
     Train(train::TrainArgs),
+    /// Transfer learning: a pretrained zoo backbone, a new head for your classes, trained on your images.
+    Transfer(transfer::TransferArgs),
+    /// Write a run's (or a weights file's) weights under torchvision's names (.pth or .safetensors).
+    Export(export::ExportArgs),
     /// Evaluate a run directory or checkpoint on the test split.
     Eval(eval::EvalArgs),
     /// Classify image files with a trained checkpoint (top-k with class names).
@@ -50,6 +56,8 @@ pub fn run() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Train(a) => train::run(a),
+        Command::Transfer(a) => transfer::run(a),
+        Command::Export(a) => export::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Summary(a) => summary::run(a),

@@ -29,6 +29,9 @@ pub struct PredictArgs {
     /// unless it holds this model.
     #[arg(long)]
     model: Option<String>,
+    /// GoogLeNet with --weights: torchvision's transform_input (its ImageNet weights need it on).
+    #[arg(long)]
+    transform_input: bool,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -44,6 +47,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
             &a.paths,
             a.top.unwrap_or(5),
             a.num_classes,
+            a.transform_input,
             &device,
         )?,
         (Some(_), None) => {

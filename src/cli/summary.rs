@@ -20,16 +20,23 @@ pub struct SummaryArgs {
     /// Input size CxHxW (default: the model's, e.g. 3x224x224).
     #[arg(long)]
     input: Option<String>,
+    /// Count the parameters as `deepnet train --freeze` would freeze them (comma-separated
+    /// globs over parameter paths; `!` excludes): trainable and frozen.
+    #[arg(long, value_delimiter = ',', value_name = "GLOB,...")]
+    freeze: Vec<String>,
 }
 
 struct Print {
     input: Option<[usize; 3]>,
+    freeze: Vec<String>,
 }
 
 impl ZooVisitor for Print {
-    type Output = ();
-    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) {
+    type Output = Result<()>;
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<()> {
         let input = self.input.unwrap_or(spec.input);
+        let entries = deepnet::weights::paths::param_entries(&model);
+        let (trainable, frozen) = deepnet::train::groups::counts_if_frozen(&entries, &self.freeze)?;
         let layers = summarize(&model, input, &Device::flex());
         println!("{}: {}", spec.name, spec.description);
         println!("input: {}x{}x{}", input[0], input[1], input[2]);
@@ -64,10 +71,16 @@ impl ZooVisitor for Print {
             group(trainable_params(&model) as u64)
         );
         println!(
+            "trainable parameters: {}, frozen: {}",
+            group(trainable as u64),
+            group(frozen as u64)
+        );
+        println!(
             "total mult-adds: {} ({:.4} M)",
             group(t.mult_adds),
             t.mult_adds as f64 / 1e6
         );
+        Ok(())
     }
 }
 
@@ -118,7 +131,15 @@ pub fn run(a: SummaryArgs) -> Result<()> {
                     ));
                 }
             }
-            visit_model(name, classes, &Device::flex(), Print { input })
+            visit_model(
+                name,
+                classes,
+                &Device::flex(),
+                Print {
+                    input,
+                    freeze: a.freeze.clone(),
+                },
+            )?
         }
         _ => {
             for m in MODELS {

@@ -183,6 +183,13 @@ pub fn count_split(dir: &Path, split: Split) -> Result<usize> {
     Ok(read_idx(&labels_path)?.dims.first().copied().unwrap_or(0))
 }
 
+/// The labels of one split of the MNIST-format directory `dir` (the small file only).
+pub fn load_split_labels(dir: &Path, split: Split) -> Result<Vec<u8>> {
+    check_dir(dir)?;
+    let labels_path = find_file(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
+    Ok(read_idx(&labels_path)?.data)
+}
+
 fn check_dir(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         let hint = if dir == Path::new(DEFAULT_FASHION_MNIST_DIR) {

@@ -1,15 +1,19 @@
-//! Data: MNIST-format data sets, image files, augmentation, batching. (The IDX and `.npy`
+//! Data: MNIST-format data sets, image folders, image files, augmentation, batching. (The IDX and `.npy`
 //! file formats live in [`crate::io`].)
 
 pub mod augment;
 pub mod batch;
+pub mod folder;
 pub mod image_file;
+pub mod image_set;
 pub mod mnist;
 pub mod source;
 
 pub use crate::io::idx::{read_idx, IdxArray};
 pub use augment::Augment;
 pub use batch::{shuffled_indices, train_val_split, ImageBatch, SampleSeeds};
+pub use folder::{FolderAugment, FolderImages, ImageFolder, ImageTransform};
+pub use image_set::{load_images, FolderData, ImageData, LoadedImages, MnistData};
 pub use mnist::{
     load_dataset_pair, DatasetKind, FashionMnist, ImageDataset, Mnist, Normalization, Split,
     DEFAULT_FASHION_MNIST_DIR,

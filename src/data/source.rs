@@ -34,6 +34,12 @@ pub trait ImageSource: Sync {
     /// transform is applied.
     fn load(&self, i: usize, rng: Option<&mut StdRng>, out: &mut [f32]) -> Result<()>;
 
+    /// Files that could not be decoded and were replaced by another image (sources that can
+    /// skip bad files; others never do).
+    fn skipped(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// Writes the images `indices` one after the other into `out`; with `seeds`, image `i` is
     /// augmented with draws from `seeds.rng(i)`. Sources whose images are costly to decode
     /// override this to decode in parallel.

@@ -4,15 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::data::image_file::load_grey_image;
-use crate::data::{Augment, ImageBatch, ImageDataset, InMemoryImages};
 use crate::error::{Error, Result};
 use crate::plot::grid;
 use crate::tasks::classification::RunConfig;
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::vision::{visit_model, ImageClassifier, ModelSpec, Trace, ZooVisitor};
+use crate::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
 
 /// The first 4-D parameter of `model` in field order: the first convolution's weights
 /// `[out, in, kh, kw]` for every zoo model. `None` for a model without convolutions.
@@ -116,9 +114,10 @@ pub fn visualize_filters(path: &Path, out: Option<&Path>, device: &Device) -> Re
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    visit_model(
+    visit_model_with(
         &run.model,
         run.num_classes,
+        run.model_options,
         &device.clone().without_autodiff(),
         FiltersVisitor {
             checkpoint: &checkpoint,
@@ -138,23 +137,12 @@ struct ActivationsVisitor<'a> {
 impl ZooVisitor for ActivationsVisitor<'_> {
     type Output = Result<Vec<PathBuf>>;
     fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<Vec<PathBuf>> {
-        let [_, rows, cols] = spec.input;
-        let pixels = load_grey_image(self.image, rows, cols)?;
+        let [c, h, w] = self.run.input_shape(spec);
+        let pixels = self.run.input_of_image(self.image, spec)?;
         let model = load_weights(model, self.checkpoint)?;
-        let source = InMemoryImages {
-            data: ImageDataset {
-                labels: vec![0],
-                images: pixels,
-                rows,
-                cols,
-                class_names: self.run.data.class_names.clone(),
-            },
-            norm: self.run.data.normalization,
-            augment: Augment::None,
-        };
-        let batch = ImageBatch::from_source(&source, &[0], None, self.device)?;
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [1, c, h, w]), self.device);
         let mut trace = Trace::capturing();
-        let _ = model.forward_traced(batch.images, &mut trace);
+        let _ = model.forward_traced(x, &mut trace);
         let mut written = Vec::new();
         for (i, (name, maps)) in stages(trace.into_captures()).into_iter().enumerate() {
             let [_, c, h, w] = maps.dims();
@@ -186,9 +174,10 @@ pub fn visualize_activations(
         .unwrap_or_else(|| default_out_dir(path));
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let device = device.clone().without_autodiff();
-    visit_model(
+    visit_model_with(
         &run.model,
         run.num_classes,
+        run.model_options,
         &device,
         ActivationsVisitor {
             checkpoint: &checkpoint,

@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod idx;
 pub mod npy;
+pub mod pth;
 pub mod safetensors_header;
 pub mod tfevents;
 

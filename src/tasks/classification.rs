@@ -1,6 +1,8 @@
-//! Image classification: any zoo model ([`ImageClassifier`]) on labelled images, trained with
-//! cross-entropy by the one loop, reported as loss, accuracy, per-class accuracy and the
-//! confusion matrix. `deepnet train`, `eval` and `predict` are the functions of this file.
+//! Image classification: any zoo model ([`ImageClassifier`]) on labelled images (an
+//! MNIST-format directory or an image folder), trained with cross-entropy by the one loop from
+//! scratch or from a pretrained backbone (transfer learning), reported as loss, accuracy,
+//! per-class accuracy and the confusion matrix. `deepnet train`, `transfer`, `eval` and
+//! `predict` are the functions of this file.
 //!
 //! The task: a batch is images `[B, C, H, W]` and labels `[B]`; the loss is the mean
 //! cross-entropy of the logits (plus GoogLeNet's auxiliary classifiers, each weighted 0.3);
@@ -13,20 +15,30 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::folder::decode;
 use crate::data::image_file::{load_grey_image, load_imagenet_image};
+use crate::data::image_set::mnist_class_names;
 use crate::data::{
-    load_dataset_pair, train_val_split, Augment, DatasetKind, ImageBatch, ImageDataset,
-    ImageSource, InMemoryImages, Normalization, SampleSeeds, Split,
+    load_images, Augment, DatasetKind, FolderAugment, FolderData, FolderImages, ImageBatch,
+    ImageData, ImageFolder, ImageSource, ImageTransform, LoadedImages, MnistData, SampleSeeds,
+    Split,
 };
 use crate::error::{Error, Result};
+use crate::io::pth::{write_state, PthTensor, PthValues};
 use crate::io::write_atomic;
 use crate::plot::confusion_matrix;
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
+use crate::train::groups::trainable_and_frozen;
 use crate::train::run::{create_run_dir, read_config, task_of, write_config, DEFAULT_TASK};
 use crate::train::{
-    fit, read_history, CheckpointMeta, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput,
+    fit, read_history, CheckpointMeta, EpochRecord, LrGroup, Observer, Stats, Task, TrainConfig,
+    TrainOutput,
 };
-use crate::vision::{spec, visit_model, ImageClassifier, ModelSpec, ZooVisitor};
+use crate::vision::{
+    check_input_side, spec, visit_model_with, ImageClassifier, ModelOptions, ModelSpec, ZooVisitor,
+};
+use crate::weights::torchvision::{export_state_dict, load_backbone};
+use crate::weights::StateDict;
 
 /// The name of this task in `config.json`.
 pub const TASK: &str = DEFAULT_TASK;
@@ -269,26 +281,27 @@ fn ints(t: Tensor<1, Int>) -> Result<Vec<i64>> {
         .map_err(|e| Error::invalid("tensor", format!("{e:?}")))
 }
 
-/// Where the data of a classification run came from and how it is prepared.
+/// How a run's model was initialised from another network (transfer learning).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataSource {
-    /// MNIST-format directory.
-    pub dir: String,
-    /// Which data set it is.
-    pub kind: DatasetKind,
-    /// Normalization applied to every pixel.
-    pub normalization: Normalization,
-    /// Class names in label order.
-    pub class_names: Vec<String>,
-    /// Use only the first N training images (0 = all): quick runs and tests.
-    #[serde(default)]
-    pub limit_train: usize,
-    /// Images carved from the training set (after `limit_train`) for validation, a seeded
-    /// random choice.
-    pub val_size: usize,
-    /// Augmentation of the training images.
-    #[serde(default)]
-    pub augment: Augment,
+pub struct TransferRecord {
+    /// The weights file (torchvision `.pth`/`.safetensors`) or deepnet run directory the
+    /// backbone came from.
+    pub source: String,
+    /// `features` (everything but the head frozen) or `finetune` (all layers train).
+    pub mode: TransferMode,
+    /// Module paths of the new classifier head (randomly initialised).
+    pub head: Vec<String>,
+}
+
+/// The lecture's two ways of reusing a pretrained network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMode {
+    /// The backbone as a fixed feature extractor (DeCAF): only the new head trains, batch norms
+    /// keep their running statistics.
+    Features,
+    /// Every layer trains, the backbone at a fraction of the head's learning rate.
+    Finetune,
 }
 
 /// The contents of `config.json` of a classification run: enough to rebuild the model,
@@ -301,17 +314,24 @@ pub struct RunConfig {
     pub model: String,
     /// Number of classes the model outputs.
     pub num_classes: usize,
-    /// Training settings.
+    /// Build options (GoogLeNet's `transform_input`, auxiliary heads).
+    #[serde(default)]
+    pub model_options: ModelOptions,
+    /// Training settings (with what was frozen and the learning-rate groups).
     pub train: TrainConfig,
-    /// Data set.
-    pub data: DataSource,
+    /// The images, their class-to-index map and the evaluation transform.
+    pub data: ImageData,
+    /// Where the initial weights came from, for a transferred model.
+    #[serde(default)]
+    pub transfer: Option<TransferRecord>,
     /// deepnet version that wrote the run.
     pub deepnet_version: String,
 }
 
 impl RunConfig {
     /// Reads a run configuration from JSON, including those written by deepnet 0.1 (no
-    /// `task`; the validation size and augmentation among the training settings).
+    /// `task`; an MNIST directory without a `format`; the validation size and augmentation
+    /// among the training settings).
     pub fn from_json(mut v: serde_json::Value, origin: &Path) -> Result<RunConfig> {
         if let Some(obj) = v.as_object_mut() {
             obj.entry("task").or_insert_with(|| TASK.into());
@@ -323,6 +343,7 @@ impl RunConfig {
                 })
                 .collect();
             if let Some(data) = obj.get_mut("data").and_then(|d| d.as_object_mut()) {
+                data.entry("format").or_insert_with(|| "mnist".into());
                 for (k, val) in moved {
                     data.entry(k).or_insert(val);
                 }
@@ -343,6 +364,91 @@ impl RunConfig {
     fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("RunConfig serializes")
     }
+
+    /// The image file at `path` as this run's model input (`[C, H, W]` values): the run's
+    /// evaluation transform for an image-folder run; grey, resized to the model's size and
+    /// normalised for an MNIST-format run.
+    pub fn input_of_image(&self, path: &Path, spec: &ModelSpec) -> Result<Vec<f32>> {
+        match &self.data {
+            ImageData::Mnist(m) => {
+                let [_, rows, cols] = spec.input;
+                Ok(load_grey_image(path, rows, cols)?
+                    .into_iter()
+                    .map(|p| m.normalization.apply(p))
+                    .collect())
+            }
+            ImageData::Folder(f) => {
+                let eval = ImageTransform {
+                    augment: FolderAugment::None,
+                    ..f.transform.clone()
+                };
+                let mut out = vec![0f32; eval.len()];
+                eval.apply(&decode(path)?, None, &mut out);
+                Ok(out)
+            }
+        }
+    }
+
+    /// `[C, H, W]` of this run's inputs.
+    pub fn input_shape(&self, spec: &ModelSpec) -> [usize; 3] {
+        match &self.data {
+            ImageData::Mnist(_) => spec.input,
+            ImageData::Folder(f) => [f.transform.channels, f.transform.size, f.transform.size],
+        }
+    }
+}
+
+/// How the run's inputs are normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalize {
+    /// ImageNet's mean and standard deviation (what torchvision's weights expect).
+    ImageNet,
+    /// The training images' own per-channel mean and standard deviation (from up to 1,000 of
+    /// them).
+    Data,
+}
+
+/// Which images a new run trains on.
+#[derive(Debug, Clone)]
+pub enum DataRequest {
+    /// An MNIST-format directory.
+    Mnist {
+        /// The directory.
+        dir: PathBuf,
+        /// Which data set it holds (class names, normalization).
+        dataset: DatasetKind,
+        /// Validation images carved from the training set; `None`: a tenth, at most 5,000.
+        val_size: Option<usize>,
+        /// Augmentation of the training images.
+        augment: Augment,
+        /// Use only the first N training images (0 = all).
+        limit_train: usize,
+        /// Keep only these labels (empty: all).
+        classes: Vec<usize>,
+        /// Train on only this many images per class, drawn with `sample_seed`.
+        per_class: Option<usize>,
+        /// Seed of the `per_class` draw.
+        sample_seed: u64,
+    },
+    /// An image folder (one sub-folder per class).
+    Folder {
+        /// The training folder.
+        dir: PathBuf,
+        /// A validation folder with the same classes (else carved from `dir`).
+        val_dir: Option<PathBuf>,
+        /// A test folder with the same classes.
+        test_dir: Option<PathBuf>,
+        /// Validation images carved from `dir`; `None`: a tenth, at most 5,000.
+        val_size: Option<usize>,
+        /// Side of the square input; `None`: the model's.
+        image_size: Option<usize>,
+        /// Augmentation of the training images.
+        augment: FolderAugment,
+        /// Normalisation.
+        normalize: Normalize,
+        /// Replace unreadable files instead of failing.
+        skip_bad: bool,
+    },
 }
 
 /// What starting a classification run asks for.
@@ -350,21 +456,34 @@ impl RunConfig {
 pub struct TrainRequest {
     /// Registry name of the model.
     pub model: String,
-    /// MNIST-format data directory.
-    pub data_dir: PathBuf,
-    /// Which data set the directory holds.
-    pub dataset: DatasetKind,
+    /// The images.
+    pub data: DataRequest,
     /// Training settings.
     pub train: TrainConfig,
-    /// Images carved from the training set for validation; `None`: a tenth of the training
-    /// images, at most 5,000.
-    pub val_size: Option<usize>,
-    /// Augmentation of the training images.
-    pub augment: Augment,
-    /// Use only the first N training images (0 = all).
-    pub limit_train: usize,
+    /// Build options of the model.
+    pub model_options: ModelOptions,
     /// The run directory to create.
     pub out: PathBuf,
+}
+
+/// Where a transferred model's backbone comes from.
+#[derive(Debug, Clone)]
+pub enum Backbone {
+    /// A torchvision state dict (`.pth` or `.safetensors`) for the zoo model.
+    Weights(PathBuf),
+    /// A deepnet run (directory or checkpoint file) of the same zoo model.
+    Run(PathBuf),
+}
+
+/// What `deepnet transfer` asks for on top of a [`TrainRequest`].
+#[derive(Debug, Clone)]
+pub struct TransferRequest {
+    /// The pretrained network.
+    pub backbone: Backbone,
+    /// Features (frozen backbone) or fine-tuning.
+    pub mode: TransferMode,
+    /// Fine-tuning: the backbone's learning rate as a fraction of the head's.
+    pub backbone_lr_factor: f64,
 }
 
 /// What a finished training run produced.
@@ -374,8 +493,15 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     /// Every epoch's record.
     pub history: Vec<EpochRecord>,
-    /// The trained model on the test split.
+    /// The trained model on the test split (on the validation images when the run has no
+    /// test split: see `report_split`).
     pub test: EvalReport,
+    /// Which images `test` is about: `test` or `validation`.
+    pub report_split: String,
+    /// Files left out or replaced because they could not be read (with `skip_bad`).
+    pub skipped: Vec<PathBuf>,
+    /// Trainable and frozen parameter counts.
+    pub params: (usize, usize),
 }
 
 /// The validation size when none is given: a tenth of `n` training images, at most 5,000.
@@ -383,67 +509,165 @@ pub fn default_val_size(n: usize) -> usize {
     (n / 10).min(5000)
 }
 
-fn check_input(spec: &ModelSpec, shape: [usize; 3]) -> Result<()> {
-    if shape != spec.input {
-        return Err(Error::invalid(
-            "data",
-            format!(
-                "model {} takes {}x{}x{} images, the data set has {}x{}x{}",
-                spec.name,
-                spec.input[0],
-                spec.input[1],
-                spec.input[2],
-                shape[0],
-                shape[1],
-                shape[2]
-            ),
-        ));
+/// Training images of an MNIST-format directory with the given labels kept (from the labels
+/// file, which is small).
+fn count_mnist(dir: &Path, classes: &[usize]) -> Result<usize> {
+    if classes.is_empty() {
+        return crate::data::mnist::count_split(dir, Split::Train);
     }
-    Ok(())
+    let labels = crate::data::mnist::load_split_labels(dir, Split::Train)?;
+    Ok(labels
+        .iter()
+        .filter(|&&l| classes.contains(&(l as usize)))
+        .count())
 }
 
-/// Train (minus the validation split), validation and test sets of `run`.
-struct RunData {
-    train: InMemoryImages,
-    val: InMemoryImages,
-    test: InMemoryImages,
+/// The run's [`ImageData`] for `req`, with every default resolved, checked against `spec`.
+fn resolve_data(req: &DataRequest, spec: &ModelSpec, seed: u64) -> Result<ImageData> {
+    match req {
+        DataRequest::Mnist {
+            dir,
+            dataset,
+            val_size,
+            augment,
+            limit_train,
+            classes,
+            per_class,
+            sample_seed,
+        } => {
+            if spec.input[0] != 1 {
+                return Err(Error::invalid(
+                    "data",
+                    format!(
+                        "model {} reads {}-channel images and MNIST-format data is grey: train it on an image folder (one sub-folder per class)",
+                        spec.name, spec.input[0]
+                    ),
+                ));
+            }
+            check_input_side(spec, 28)?;
+            let class_names = mnist_class_names(*dataset, classes)?;
+            let val_size = match val_size {
+                Some(v) => *v,
+                None => {
+                    let n = count_mnist(dir, classes)?;
+                    let n = if *limit_train > 0 {
+                        n.min(*limit_train)
+                    } else {
+                        n
+                    };
+                    default_val_size(n)
+                }
+            };
+            let _ = seed;
+            Ok(ImageData::Mnist(MnistData {
+                dir: dir.display().to_string(),
+                kind: *dataset,
+                normalization: dataset.normalization(),
+                class_names,
+                limit_train: *limit_train,
+                val_size,
+                augment: *augment,
+                classes: classes.clone(),
+                per_class: *per_class,
+                sample_seed: *sample_seed,
+            }))
+        }
+        DataRequest::Folder {
+            dir,
+            val_dir,
+            test_dir,
+            val_size,
+            image_size,
+            augment,
+            normalize,
+            skip_bad,
+        } => {
+            let size = image_size.unwrap_or(spec.input[1]);
+            if size == 0 {
+                return Err(Error::invalid("image_size", "must be at least 1"));
+            }
+            check_input_side(spec, size)?;
+            let folder = ImageFolder::scan(dir)?;
+            let n = folder.items.len();
+            let val_size = match (val_dir, val_size) {
+                (Some(_), _) => 0,
+                (None, Some(v)) => *v,
+                (None, None) => default_val_size(n).max(usize::from(n >= 2)),
+            };
+            let mut transform = ImageTransform::imagenet(spec.input[0], size);
+            transform.augment = *augment;
+            if *normalize == Normalize::Data {
+                let plain = FolderImages::new(folder.clone(), transform.clone(), *skip_bad);
+                let (mean, std) = plain.channel_stats(1000)?;
+                transform.mean = mean;
+                transform.std = std;
+            }
+            Ok(ImageData::Folder(FolderData {
+                dir: dir.display().to_string(),
+                val_dir: val_dir.as_ref().map(|d| d.display().to_string()),
+                test_dir: test_dir.as_ref().map(|d| d.display().to_string()),
+                class_names: folder.class_names,
+                val_size,
+                transform,
+                skip_bad: *skip_bad,
+            }))
+        }
+    }
 }
 
-fn load_run_data(run: &RunConfig) -> Result<RunData> {
-    let d = &run.data;
-    let (full_train, test) = load_dataset_pair(Path::new(&d.dir), d.kind)?;
-    let full_train = if d.limit_train > 0 && d.limit_train < full_train.len() {
-        let idx: Vec<usize> = (0..d.limit_train).collect();
-        full_train.subset(&idx)
-    } else {
-        full_train
-    };
-    if d.val_size >= full_train.len() {
-        return Err(Error::invalid(
-            "val_size",
-            format!(
-                "{} validation images leave none of the {} training images to train on",
-                d.val_size,
-                full_train.len()
-            ),
-        ));
+/// What the registry says of a model before any training: its head and its parameters.
+struct ModelFacts {
+    head: Vec<String>,
+    entries: Vec<crate::weights::paths::ParamEntry>,
+}
+
+struct Facts;
+
+impl ZooVisitor for Facts {
+    type Output = ModelFacts;
+    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> ModelFacts {
+        ModelFacts {
+            head: model.head(),
+            entries: crate::weights::paths::param_entries(&model),
+        }
     }
-    let (train, val) = train_val_split(&full_train, d.val_size, run.train.seed);
-    let source = |data: ImageDataset, augment| InMemoryImages {
-        data,
-        norm: d.normalization,
-        augment,
-    };
-    Ok(RunData {
-        train: source(train, d.augment),
-        val: source(val, Augment::None),
-        test: source(test, Augment::None),
-    })
+}
+
+/// The backbone's tensors under torchvision's names, from a weights file or a deepnet run.
+fn backbone_dict(backbone: &Backbone, model: &str) -> Result<StateDict> {
+    match backbone {
+        Backbone::Weights(path) => StateDict::read(path),
+        Backbone::Run(path) => {
+            let loaded = load_meta(path, Some(model))?;
+            struct Export<'a>(&'a Path);
+            impl ZooVisitor for Export<'_> {
+                type Output = Result<StateDict>;
+                fn visit<M: ImageClassifier>(
+                    self,
+                    model: M,
+                    _spec: &'static ModelSpec,
+                ) -> Result<StateDict> {
+                    let model = load_weights(model, self.0)?;
+                    let mut dict = export_state_dict(&model, &|p| model.torch_key(p));
+                    dict.source = self.0.display().to_string();
+                    Ok(dict)
+                }
+            }
+            visit_model_with(
+                &loaded.run.model,
+                loaded.run.num_classes,
+                loaded.run.model_options,
+                &Device::flex(),
+                Export(&loaded.path),
+            )?
+        }
+    }
 }
 
 struct TrainVisitor<'a> {
     run: &'a RunConfig,
-    data: &'a RunData,
+    data: &'a LoadedImages,
+    backbone: Option<&'a StateDict>,
     dir: &'a Path,
     resume: Option<&'a CheckpointMeta>,
     device: &'a Device,
@@ -453,8 +677,25 @@ struct TrainVisitor<'a> {
 impl ZooVisitor for TrainVisitor<'_> {
     type Output = Result<RunOutcome>;
     fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<RunOutcome> {
-        check_input(spec, self.data.train.shape())?;
-        let task = Classification::<M>::new(&self.data.train, &self.data.val);
+        let shape = self.data.train.shape();
+        if shape[0] != spec.input[0] {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "model {} takes {}-channel images, the data has {}",
+                    spec.name, spec.input[0], shape[0]
+                ),
+            ));
+        }
+        check_input_side(spec, shape[1])?;
+        let model = match (self.backbone, &self.run.transfer) {
+            (Some(dict), Some(t)) if self.resume.is_none() => {
+                let namer = model.clone();
+                load_backbone(model, &|p| namer.torch_key(p), dict, &t.head)?
+            }
+            _ => model,
+        };
+        let task = Classification::<M>::new(&*self.data.train, &*self.data.val);
         let fitted = fit(
             &task,
             model,
@@ -465,13 +706,19 @@ impl ZooVisitor for TrainVisitor<'_> {
             self.device,
             self.observer,
         )?;
-        let batch = self.run.train.val_batch_size.unwrap_or_else(|| {
-            default_eval_batch_size(self.data.test.shape(), self.run.train.batch_size)
-        });
-        self.observer.validation_start(self.data.test.len());
+        let (report_split, report_on) = match &self.data.test {
+            Some(t) => ("test", &**t),
+            None => ("validation", &*self.data.val),
+        };
+        let batch = self
+            .run
+            .train
+            .val_batch_size
+            .unwrap_or_else(|| default_eval_batch_size(shape, self.run.train.batch_size));
+        self.observer.validation_start(report_on.len());
         let test = evaluate(
             &fitted.model,
-            &self.data.test,
+            report_on,
             batch,
             &self.device.clone().without_autodiff(),
         )?;
@@ -480,13 +727,17 @@ impl ZooVisitor for TrainVisitor<'_> {
             dir: self.dir.to_path_buf(),
             history: fitted.history,
             test,
+            report_split: report_split.into(),
+            skipped: Vec::new(),
+            params: trainable_and_frozen(&fitted.model),
         })
     }
 }
 
 fn train_in(
     run: &RunConfig,
-    data: &RunData,
+    data: &LoadedImages,
+    backbone: Option<&StateDict>,
     dir: &Path,
     resume: Option<&CheckpointMeta>,
     device: &Device,
@@ -495,30 +746,44 @@ fn train_in(
     let device = device.clone().autodiff();
     // The initial weights come from the seed (the loop re-seeds before every batch).
     device.seed(run.train.seed);
-    visit_model(
+    let mut outcome = visit_model_with(
         &run.model,
         run.num_classes,
+        run.model_options,
         &device,
         TrainVisitor {
             run,
             data,
+            backbone,
             dir,
             resume,
             device: &device,
             observer,
         },
-    )?
+    )??;
+    outcome.skipped = data.skipped.iter().map(|(p, _)| p.clone()).collect();
+    for source in [Some(&data.train), Some(&data.val), data.test.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        outcome.skipped.extend(source.skipped());
+    }
+    outcome.skipped.sort();
+    outcome.skipped.dedup();
+    Ok(outcome)
 }
 
-/// Creates the run directory of `req`, trains, evaluates on the test split and writes the
-/// report. Refuses a directory that already holds a run (nothing is overwritten: use
-/// [`resume_run`] to continue one).
+/// Creates the run directory of `req`, trains (from `transfer`'s backbone, when given),
+/// evaluates on the test split and writes the report. Refuses a directory that already holds
+/// a run (nothing is overwritten: use [`resume_run`] to continue one). Everything that can be
+/// checked — model, data, freeze patterns, weights — is checked before anything is written.
 pub fn start_run(
     req: &TrainRequest,
+    transfer: Option<&TransferRequest>,
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome> {
-    spec(&req.model)?;
+    let spec = spec(&req.model)?;
     req.train.validate()?;
     if req.train.tbptt.is_some() {
         return Err(Error::invalid(
@@ -534,37 +799,118 @@ pub fn start_run(
         // Checked before the data is read; create_run_dir checks again.
         create_run_dir(&req.out)?;
     }
-    let mut run = RunConfig {
+    let data = resolve_data(&req.data, spec, req.train.seed)?;
+    let num_classes = data.class_names().len();
+    let mut train = req.train.clone();
+    let mut model_options = req.model_options;
+    let mut record = None;
+    let backbone = match transfer {
+        None => None,
+        Some(t) => {
+            if req.model == "lenet5-1998" {
+                return Err(Error::invalid(
+                    "model",
+                    "lenet5-1998's output layer is a fixed RBF code per class: there is no head to replace",
+                ));
+            }
+            let dict = backbone_dict(&t.backbone, &req.model)?;
+            if req.model.starts_with("googlenet")
+                && !dict.tensors.keys().any(|k| k.starts_with("aux1."))
+            {
+                // torchvision's released GoogLeNet weights have no auxiliary classifiers.
+                model_options.no_aux = true;
+            }
+            let facts = visit_model_with(
+                &req.model,
+                num_classes,
+                model_options,
+                &Device::flex(),
+                Facts,
+            )?;
+            let backbone_patterns: Vec<String> = std::iter::once("*".to_string())
+                .chain(facts.head.iter().map(|h| format!("!{h}.*")))
+                .collect();
+            match t.mode {
+                TransferMode::Features => {
+                    train.freeze.extend(backbone_patterns);
+                }
+                TransferMode::Finetune => {
+                    if !(t.backbone_lr_factor.is_finite() && t.backbone_lr_factor >= 0.0) {
+                        return Err(Error::invalid(
+                            "backbone_lr_factor",
+                            "must be a number >= 0",
+                        ));
+                    }
+                    train.lr_groups.push(LrGroup {
+                        patterns: backbone_patterns,
+                        factor: t.backbone_lr_factor,
+                    });
+                }
+            }
+            // Patterns that match nothing are refused here, before anything is written.
+            crate::train::groups::matching_ids(&facts.entries, &train.freeze, "freeze")?;
+            for g in &train.lr_groups {
+                crate::train::groups::matching_ids(&facts.entries, &g.patterns, "lr_groups")?;
+            }
+            // The weights must fit the backbone: checked on a model built now.
+            struct Fits<'a>(&'a StateDict, &'a [String]);
+            impl ZooVisitor for Fits<'_> {
+                type Output = Result<()>;
+                fn visit<M: ImageClassifier>(self, model: M, _: &'static ModelSpec) -> Result<()> {
+                    let namer = model.clone();
+                    load_backbone(model, &|p| namer.torch_key(p), self.0, self.1).map(|_| ())
+                }
+            }
+            visit_model_with(
+                &req.model,
+                num_classes,
+                model_options,
+                &Device::flex(),
+                Fits(&dict, &facts.head),
+            )??;
+            record = Some(TransferRecord {
+                source: match &t.backbone {
+                    Backbone::Weights(p) | Backbone::Run(p) => p.display().to_string(),
+                },
+                mode: t.mode,
+                head: facts.head,
+            });
+            Some(dict)
+        }
+    };
+    if !train.freeze.is_empty() || !train.lr_groups.is_empty() {
+        let facts = visit_model_with(
+            &req.model,
+            num_classes,
+            model_options,
+            &Device::flex(),
+            Facts,
+        )?;
+        crate::train::groups::matching_ids(&facts.entries, &train.freeze, "freeze")?;
+    }
+    let run = RunConfig {
         task: TASK.into(),
         model: req.model.clone(),
-        num_classes: req.dataset.class_names().len(),
-        train: req.train.clone(),
-        data: DataSource {
-            dir: req.data_dir.display().to_string(),
-            kind: req.dataset,
-            normalization: req.dataset.normalization(),
-            class_names: req.dataset.class_names(),
-            limit_train: req.limit_train,
-            val_size: req.val_size.unwrap_or(0),
-            augment: req.augment,
-        },
+        num_classes,
+        model_options,
+        train,
+        data,
+        transfer: record,
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    if req.val_size.is_none() {
-        // A tenth of the training images the run will see: count them from the file header.
-        let n = crate::data::mnist::count_split(&req.data_dir, Split::Train)?;
-        let n = if req.limit_train > 0 {
-            n.min(req.limit_train)
-        } else {
-            n
-        };
-        run.data.val_size = default_val_size(n);
-    }
     // Load (and validate) the data before creating anything on disk.
-    let data = load_run_data(&run)?;
+    let images = load_images(&run.data, run.train.seed)?;
     create_run_dir(&req.out)?;
     write_config(&req.out, &run.to_json())?;
-    train_in(&run, &data, &req.out, None, device, observer)
+    train_in(
+        &run,
+        &images,
+        backbone.as_ref(),
+        &req.out,
+        None,
+        device,
+        observer,
+    )
 }
 
 /// Continues the classification run in `dir` from its last checkpoint, up to `epochs` epochs
@@ -618,9 +964,9 @@ pub fn resume_run(
             ),
         ));
     }
-    let data = load_run_data(&run)?;
+    let images = load_images(&run.data, run.train.seed)?;
     write_config(dir, &run.to_json())?;
-    train_in(&run, &data, dir, Some(&meta), device, observer)
+    train_in(&run, &images, None, dir, Some(&meta), device, observer)
 }
 
 /// A checkpoint's path and what its metadata says, as a classification run.
@@ -647,14 +993,13 @@ fn load_meta(path: &Path, model: Option<&str>) -> Result<Loaded> {
 
 struct EvalVisitor<'a> {
     loaded: &'a Loaded,
-    test: &'a InMemoryImages,
+    test: &'a dyn ImageSource,
     device: &'a Device,
 }
 
 impl ZooVisitor for EvalVisitor<'_> {
     type Output = Result<EvalReport>;
-    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<EvalReport> {
-        check_input(spec, self.test.shape())?;
+    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> Result<EvalReport> {
         let model = load_weights(model, &self.loaded.path)?;
         let train = &self.loaded.run.train;
         let batch = train
@@ -664,8 +1009,41 @@ impl ZooVisitor for EvalVisitor<'_> {
     }
 }
 
+/// The images to evaluate a run on: the test split of its MNIST-format directory (or of
+/// `data_dir`), or its test folder (or `data_dir`, a folder with the run's classes).
+fn eval_images(run: &RunConfig, data_dir: Option<&Path>) -> Result<Box<dyn ImageSource>> {
+    match &run.data {
+        ImageData::Mnist(m) => {
+            let mut m = m.clone();
+            if let Some(d) = data_dir {
+                m.dir = d.display().to_string();
+            }
+            let test = load_images(&ImageData::Mnist(m), run.train.seed)?.test;
+            Ok(test.expect("MNIST-format data has a test split"))
+        }
+        ImageData::Folder(f) => {
+            let dir = match (data_dir, &f.test_dir) {
+                (Some(d), _) => d.to_path_buf(),
+                (None, Some(t)) => PathBuf::from(t),
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "data",
+                        "this run has no test folder: give a folder of test images with the run's classes",
+                    ))
+                }
+            };
+            let folder = ImageFolder::scan_classes(&dir, &f.class_names)?;
+            let eval = ImageTransform {
+                augment: FolderAugment::None,
+                ..f.transform.clone()
+            };
+            Ok(Box::new(FolderImages::new(folder, eval, f.skip_bad)))
+        }
+    }
+}
+
 /// Evaluates the checkpoint at `path` (a run directory or a checkpoint file) on the test split
-/// of its data set, or of `data_dir` when given. When `path` is a run directory the report
+/// of its data set, or on `data_dir` when given. When `path` is a run directory the report
 /// (confusion matrix, JSON) is rewritten in its `report/`.
 pub fn eval_checkpoint(
     path: &Path,
@@ -675,22 +1053,16 @@ pub fn eval_checkpoint(
 ) -> Result<EvalReport> {
     let loaded = load_meta(path, model)?;
     let run = &loaded.run;
-    let dir = data_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(&run.data.dir));
-    let test = InMemoryImages {
-        data: crate::data::mnist::load_split(&dir, Split::Test, run.data.kind)?,
-        norm: run.data.normalization,
-        augment: Augment::None,
-    };
+    let test = eval_images(run, data_dir)?;
     let device = device.clone().without_autodiff();
-    let report = visit_model(
+    let report = visit_model_with(
         &run.model,
         run.num_classes,
+        run.model_options,
         &device,
         EvalVisitor {
             loaded: &loaded,
-            test: &test,
+            test: &*test,
             device: &device,
         },
     )??;
@@ -758,34 +1130,27 @@ impl ZooVisitor for PredictVisitor<'_> {
         model: M,
         spec: &'static ModelSpec,
     ) -> Result<Vec<Prediction>> {
-        let [_, rows, cols] = spec.input;
+        let run = &self.loaded.run;
+        let [c, h, w] = run.input_shape(spec);
         // Decode every image first: a bad file fails the command before any work.
-        let mut pixels = Vec::with_capacity(self.images.len());
+        let mut pixels = Vec::with_capacity(self.images.len() * c * h * w);
         for path in self.images {
-            pixels.push(load_grey_image(path, rows, cols)?);
+            pixels.extend(run.input_of_image(path, spec)?);
         }
         let model = load_weights(model, &self.loaded.path)?;
-        let class_names = self.loaded.run.data.class_names.clone();
-        let source = InMemoryImages {
-            data: ImageDataset {
-                labels: vec![0; pixels.len()],
-                images: pixels.concat(),
-                rows,
-                cols,
-                class_names: class_names.clone(),
-            },
-            norm: self.loaded.run.data.normalization,
-            augment: Augment::None,
-        };
-        let order: Vec<usize> = (0..source.len()).collect();
-        let batch = ImageBatch::from_source(&source, &order, None, self.device)?;
-        let logits = model.forward(batch.images);
+        let class_names = run.data.class_names().to_vec();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(pixels, [self.images.len(), c, h, w]),
+            self.device,
+        );
+        let logits = model.forward(x);
         top_k(logits, self.images, self.k, |c| class_names[c].clone())
     }
 }
 
-/// Classifies each image in `images` with the checkpoint at `path`, returning the top `k`.
-/// Images of another size are resized, colour is converted to grey.
+/// Classifies each image in `images` with the checkpoint at `path`, returning the top `k`,
+/// after the run's own evaluation transform (for MNIST-format runs: grey, resized to the
+/// model's input).
 pub fn predict(
     path: &Path,
     images: &[PathBuf],
@@ -799,9 +1164,10 @@ pub fn predict(
     let loaded = load_meta(path, model)?;
     let run = &loaded.run;
     let device = device.clone().without_autodiff();
-    visit_model(
+    visit_model_with(
         &run.model,
         run.num_classes,
+        run.model_options,
         &device,
         PredictVisitor {
             loaded: &loaded,
@@ -827,7 +1193,7 @@ pub fn write_report(dir: &Path, test: &EvalReport) -> Result<()> {
 }
 
 struct ImageNetPredict<'a> {
-    dict: &'a crate::weights::StateDict,
+    dict: &'a StateDict,
     images: &'a [PathBuf],
     k: usize,
     device: &'a Device,
@@ -878,26 +1244,40 @@ impl ZooVisitor for ImageNetPredict<'_> {
     }
 }
 
+/// The build options for zoo model `model` that fit the state dict `dict`: a GoogLeNet dict
+/// without auxiliary classifiers (torchvision's released weights) builds the model without
+/// them; `transform_input` as given.
+pub fn options_for_dict(model: &str, dict: &StateDict, transform_input: bool) -> ModelOptions {
+    ModelOptions {
+        transform_input,
+        no_aux: model.starts_with("googlenet")
+            && !dict.tensors.keys().any(|k| k.starts_with("aux1.")),
+    }
+}
+
 /// Classifies `images` with zoo model `model` and torchvision weights at `weights` (`.pth` or
 /// `.safetensors`), after torchvision's ImageNet transform (shorter side 256, centre crop 224,
 /// mean/std), on `device`; for 1000-class models the names are ImageNet's. Returns the top `k`.
+/// `transform_input`: GoogLeNet's option (torchvision's ImageNet GoogLeNet weights need it).
 pub fn predict_imagenet(
     model: &str,
     weights: &Path,
     images: &[PathBuf],
     k: usize,
     num_classes: Option<usize>,
+    transform_input: bool,
     device: &Device,
 ) -> Result<Vec<Prediction>> {
     if images.is_empty() {
         return Err(Error::invalid("images", "give at least one image file"));
     }
     let spec = spec(model)?;
-    let dict = crate::weights::StateDict::read(weights)?;
+    let dict = StateDict::read(weights)?;
     let device = device.clone().without_autodiff();
-    visit_model(
+    visit_model_with(
         model,
         num_classes.unwrap_or(spec.classes),
+        options_for_dict(model, &dict, transform_input),
         &device,
         ImageNetPredict {
             dict: &dict,
@@ -906,6 +1286,96 @@ pub fn predict_imagenet(
             device: &device,
         },
     )?
+}
+
+/// A torchvision state dict as torch saves it: the float parameters and buffers of `dict`,
+/// and beside every batch norm its int64 `num_batches_tracked` counter (0; deepnet does not
+/// count), so `load_state_dict(strict=True)` finds every key it expects.
+pub fn torch_state(dict: &StateDict) -> Vec<PthTensor> {
+    let mut out = Vec::new();
+    for (name, t) in &dict.tensors {
+        out.push(PthTensor {
+            name: name.clone(),
+            shape: t.shape.clone(),
+            values: PthValues::F32(t.data.clone()),
+        });
+        if let Some(prefix) = name.strip_suffix("running_var") {
+            out.push(PthTensor {
+                name: format!("{prefix}num_batches_tracked"),
+                shape: Vec::new(),
+                values: PthValues::I64(vec![0]),
+            });
+        }
+    }
+    out
+}
+
+struct ExportVisitor<'a> {
+    checkpoint: Option<&'a Path>,
+    weights: Option<&'a StateDict>,
+}
+
+impl ZooVisitor for ExportVisitor<'_> {
+    type Output = Result<StateDict>;
+    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> Result<StateDict> {
+        let model = match (self.checkpoint, self.weights) {
+            (Some(ckpt), _) => load_weights(model, ckpt)?,
+            (None, Some(dict)) => {
+                let namer = model.clone();
+                crate::weights::torchvision::load_state_dict(model, &|p| namer.torch_key(p), dict)?
+            }
+            (None, None) => model,
+        };
+        Ok(export_state_dict(&model, &|p| model.torch_key(p)))
+    }
+}
+
+/// Writes the weights of the run (directory or checkpoint) at `path` to `to` (`.pth` or
+/// `.safetensors`) under torchvision's names, so the model goes back to PyTorch:
+/// `model.load_state_dict(torch.load(to, weights_only=True), strict=True)` with torchvision's
+/// model of the same name and class count. Returns the number of tensors written.
+pub fn export_run(path: &Path, to: &Path) -> Result<usize> {
+    let loaded = load_meta(path, None)?;
+    let run = &loaded.run;
+    let dict = visit_model_with(
+        &run.model,
+        run.num_classes,
+        run.model_options,
+        &Device::flex(),
+        ExportVisitor {
+            checkpoint: Some(&loaded.path),
+            weights: None,
+        },
+    )??;
+    let tensors = torch_state(&dict);
+    write_state(to, &tensors)?;
+    Ok(tensors.len())
+}
+
+/// Reads torchvision weights for zoo model `model` with `num_classes` outputs (checking every
+/// key and shape, as loading does) and writes them to `to` in the format its extension names.
+/// Returns the number of tensors written.
+pub fn export_weights(
+    model: &str,
+    num_classes: Option<usize>,
+    weights: &Path,
+    to: &Path,
+) -> Result<usize> {
+    let spec = spec(model)?;
+    let dict = StateDict::read(weights)?;
+    let out = visit_model_with(
+        model,
+        num_classes.unwrap_or(spec.classes),
+        options_for_dict(model, &dict, false),
+        &Device::flex(),
+        ExportVisitor {
+            checkpoint: None,
+            weights: Some(&dict),
+        },
+    )??;
+    let tensors = torch_state(&out);
+    write_state(to, &tensors)?;
+    Ok(tensors.len())
 }
 
 #[cfg(test)]
@@ -947,8 +1417,13 @@ mod tests {
         });
         let run = RunConfig::from_json(old, Path::new("config.json")).unwrap();
         assert_eq!(run.task, "classification");
-        assert_eq!(run.data.val_size, 500);
-        assert_eq!(run.data.augment, Augment::FlipShift);
+        let ImageData::Mnist(m) = &run.data else {
+            panic!("an MNIST run")
+        };
+        assert_eq!(m.val_size, 500);
+        assert_eq!(m.augment, Augment::FlipShift);
+        assert!(m.classes.is_empty());
         assert_eq!(run.train.val_batch_size, None);
+        assert_eq!(run.model_options, ModelOptions::default());
     }
 }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::groups::LrGroup;
 use crate::error::{Error, Result};
 
 /// The optimizer.
@@ -93,6 +94,14 @@ pub struct TrainConfig {
     /// a time axis.
     #[serde(default)]
     pub tbptt: Option<usize>,
+    /// Glob patterns of parameter paths kept fixed (transfer learning; see
+    /// [`super::groups`]). Empty: everything trains.
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Parts of the model that learn at a multiple of the base rate (a fine-tuned backbone at
+    /// 0.1x); later groups win where they overlap.
+    #[serde(default)]
+    pub lr_groups: Vec<LrGroup>,
 }
 
 impl Default for TrainConfig {
@@ -110,6 +119,8 @@ impl Default for TrainConfig {
             val_batch_size: None,
             checkpoint_every: None,
             tbptt: None,
+            freeze: Vec::new(),
+            lr_groups: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
+pub mod groups;
 pub mod history;
 pub mod run;
 pub mod task;
@@ -14,6 +15,7 @@ pub mod trainer;
 pub use checkpoint::{read_checkpoint_meta, resolve_checkpoint, CheckpointMeta, TrainState};
 pub use clip::{clip_grad_norm, clip_grad_value, global_grad_norm};
 pub use config::{OptimizerKind, Schedule, TrainConfig};
+pub use groups::LrGroup;
 pub use history::{read_history, EpochRecord, Metrics, METRICS_FILE};
 pub use task::{SampleSeeds, Stats, Task, TrainOutput};
 pub use trainer::{fit, Fitted, LoopPoint, Observer, Silent, StepProgress};

@@ -36,6 +36,7 @@ use super::checkpoint::{
 };
 use super::clip::clip_grad_norm;
 use super::config::{OptimizerKind, TrainConfig};
+use super::groups::{freeze, LrPlan};
 use super::history::{append_record, read_history, rewrite_history, EpochRecord, Metrics};
 use super::task::{SampleSeeds, Stats, Task};
 use super::tensorboard::Board;
@@ -245,6 +246,9 @@ pub fn fit<T: Task>(
         rewrite_history(dir, &at.history)?;
         remove_stale_temporaries(dir);
     }
+    // Freezing is not recorded in the weights: it is applied again on every (re)start.
+    model = freeze(model, &cfg.freeze)?;
+    let lr_plan = LrPlan::new(&model, &cfg.lr_groups)?;
     if resume.is_none() {
         // A fresh start in a directory where an earlier start died before its first
         // checkpoint: its records and TensorBoard files describe nothing that exists.
@@ -304,7 +308,7 @@ pub fn fit<T: Task>(
                     if let Some(max_norm) = cfg.clip_norm {
                         clip_grad_norm(&model, &mut grads, max_norm as f32);
                     }
-                    model = optim.step(lr, model, grads);
+                    model = optim.step(lr_plan.at(lr), model, grads);
                     carry = out.carry.detach();
                     stats.merge(&out.stats);
                 }

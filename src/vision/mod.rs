@@ -11,7 +11,10 @@ pub mod zoo;
 
 pub use lenet::{Lenet5, Lenet5Classic, Lenet5ClassicConfig, Lenet5Config};
 pub use summary::{LayerStat, Trace};
-pub use zoo::{spec, visit_model, ImageClassifier, ModelSpec, ZooVisitor, MODELS};
+pub use zoo::{
+    check_input_side, input_sides, spec, visit_model, visit_model_with, ImageClassifier,
+    ModelOptions, ModelSpec, ZooVisitor, MODELS,
+};
 
 use burn::prelude::*;
 

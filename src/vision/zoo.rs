@@ -29,6 +29,17 @@ pub trait ImageClassifier: Module + Clone + Send + 'static {
     fn forward_train(&self, images: Tensor<4>) -> (Tensor<2>, Vec<(Tensor<2>, f32)>) {
         (self.forward(images), Vec::new())
     }
+    /// The module paths of the classifier head: the layers that map features to classes,
+    /// which transfer learning replaces. Default: the layer of the last 2-D weight (the last
+    /// Linear).
+    fn head(&self) -> Vec<String> {
+        crate::weights::paths::param_entries(self)
+            .iter()
+            .rev()
+            .find(|e| e.shape.len() == 2)
+            .map(|e| vec![e.path.trim_end_matches(".weight").to_string()])
+            .unwrap_or_default()
+    }
 }
 
 impl ImageClassifier for Lenet5 {
@@ -78,6 +89,13 @@ impl ImageClassifier for GoogLeNet {
     }
     fn torch_key(&self, path: &str) -> String {
         GoogLeNet::torch_key(self, path)
+    }
+    fn head(&self) -> Vec<String> {
+        let mut head = vec!["fc".to_string()];
+        if self.aux1.is_some() {
+            head.extend(["aux1.fc2".to_string(), "aux2.fc2".to_string()]);
+        }
+        head
     }
     fn forward_train(&self, images: Tensor<4>) -> (Tensor<2>, Vec<(Tensor<2>, f32)>) {
         let (logits, aux1, aux2) = self.forward_aux(images);
@@ -143,6 +161,39 @@ pub const MODELS: &[ModelSpec] = &[
     spec!("vgg-small", MNIST, 10, "Small VGG-style net for 28x28: 3x3 convs 32,32,M,64,64,M,128,128,M with batch norm, FC 256"),
 ];
 
+/// The square input sides model `name` accepts, `(smallest, largest)`: every layer's output
+/// keeps at least one pixel and the logits are finite (found by running each family at every
+/// side up to 79; the `input_sides_are_the_valid_ones` test checks each bound and the side
+/// beyond it). LeNet-5's fully connected tail fixes its input to 28-31 pixels; the networks
+/// with adaptive pooling take any larger size.
+pub fn input_sides(name: &str) -> (usize, Option<usize>) {
+    match name {
+        "alexnet" => (63, None),
+        n if n.starts_with("vgg") && n != "vgg-small" => (32, None),
+        "vgg-small" => (8, None),
+        "googlenet-naive" => (47, None),
+        "lenet5" | "lenet5-1998" => (28, Some(31)),
+        _ => (1, None),
+    }
+}
+
+/// Checks that model `spec` can take square images of side `side`, with a message naming the
+/// bounds.
+pub fn check_input_side(spec: &ModelSpec, side: usize) -> Result<()> {
+    let (min, max) = input_sides(spec.name);
+    if side < min || max.is_some_and(|m| side > m) {
+        let range = match max {
+            Some(m) => format!("between {min} and {m} pixels"),
+            None => format!("at least {min} pixels"),
+        };
+        return Err(Error::invalid(
+            "image_size",
+            format!("{} takes images of {range} a side, not {side}", spec.name),
+        ));
+    }
+    Ok(())
+}
+
 /// The spec of `name`, or an error listing the known names.
 pub fn spec(name: &str) -> Result<&'static ModelSpec> {
     MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
@@ -163,10 +214,36 @@ pub trait ZooVisitor {
     fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Self::Output;
 }
 
+/// How a zoo model is built, beyond its name and class count (GoogLeNet's options; the other
+/// models have none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelOptions {
+    /// GoogLeNet: torchvision's `transform_input`, which maps ImageNet-normalised input back to
+    /// the `(x - 0.5) / 0.5` scale of the original Inception weights. torchvision's ImageNet
+    /// GoogLeNet weights need it on (torchvision turns it on when it loads them).
+    #[serde(default)]
+    pub transform_input: bool,
+    /// GoogLeNet: build without the two auxiliary classifiers (torchvision's released ImageNet
+    /// weights have none; training then uses the main loss only).
+    #[serde(default)]
+    pub no_aux: bool,
+}
+
 /// Builds model `name` with `num_classes` outputs on `device` and hands it to `visitor`.
 pub fn visit_model<V: ZooVisitor>(
     name: &str,
     num_classes: usize,
+    device: &Device,
+    visitor: V,
+) -> Result<V::Output> {
+    visit_model_with(name, num_classes, ModelOptions::default(), device, visitor)
+}
+
+/// [`visit_model`] with build options.
+pub fn visit_model_with<V: ZooVisitor>(
+    name: &str,
+    num_classes: usize,
+    options: ModelOptions,
     device: &Device,
     visitor: V,
 ) -> Result<V::Output> {
@@ -215,13 +292,19 @@ pub fn visit_model<V: ZooVisitor>(
         "resnet101" => visitor.visit(resnet(101).init::<Bottleneck>(device), spec),
         "resnet152" => visitor.visit(resnet(152).init::<Bottleneck>(device), spec),
         "googlenet" => visitor.visit(
-            GoogLeNetConfig::new().with_num_classes(c).init(device),
+            GoogLeNetConfig::new()
+                .with_num_classes(c)
+                .with_transform_input(options.transform_input)
+                .with_aux_logits(!options.no_aux)
+                .init(device),
             spec,
         ),
         "googlenet-naive" => visitor.visit(
             GoogLeNetConfig::new()
                 .with_num_classes(c)
                 .with_naive(true)
+                .with_transform_input(options.transform_input)
+                .with_aux_logits(!options.no_aux)
                 .init(device),
             spec,
         ),
@@ -286,6 +369,66 @@ mod tests {
             visit_model("resnet20", 10, &device, Count).unwrap(),
             269_722 - 288
         );
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    struct Valid(usize);
+    impl ZooVisitor for Valid {
+        type Output = bool;
+        fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> bool {
+            let side = self.0;
+            // Below the bound burn may panic or return empty maps: both count as invalid.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let input = [spec.input[0], side, side];
+                let layers = crate::vision::summarize(&model, input, &Device::flex());
+                let x = Tensor::<4>::ones([1, spec.input[0], side, side], &Device::flex());
+                let logits: Vec<f32> = model.forward(x).into_data().try_to_vec().unwrap();
+                layers.iter().all(|l| l.output_shape.iter().all(|&d| d > 0))
+                    && logits.iter().all(|v| v.is_finite())
+            }))
+            .unwrap_or(false)
+        }
+    }
+
+    /// Each family at its smallest side runs with no empty feature map; one pixel less (and
+    /// one more than LeNet's largest) would not, and `check_input_side` refuses it.
+    #[test]
+    fn input_sides_are_the_valid_ones() {
+        for name in [
+            "alexnet",
+            "vgg11",
+            "vgg-small",
+            "googlenet-naive",
+            "lenet5",
+            "resnet18",
+        ] {
+            let s = spec(name).unwrap();
+            let (min, max) = input_sides(name);
+            assert!(
+                visit_model(name, 10, &Device::flex(), Valid(min)).unwrap(),
+                "{name} at {min}"
+            );
+            assert!(check_input_side(s, min).is_ok());
+            let e = check_input_side(s, min - 1).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("at least {min}")) || e.contains(&format!("between {min}")),
+                "{e}"
+            );
+            if min > 1 {
+                assert!(
+                    !visit_model(name, 10, &Device::flex(), Valid(min - 1)).unwrap(),
+                    "{name} at {}",
+                    min - 1
+                );
+            }
+            if let Some(max) = max {
+                assert!(check_input_side(s, max + 1).is_err());
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! PyTorch-style state dicts: named f32 tensors read from and written to `.safetensors`
 //! files, with the checks that make a wrong file fail with a message naming the key.
 
+pub mod paths;
 pub mod torchvision;
 
 use std::collections::BTreeMap;
@@ -143,6 +144,9 @@ impl StateDict {
                     .chunks_exact(2)
                     .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                     .collect(),
+                // Batch norms' counters, as torch saves them with every state dict: skipped,
+                // as the .pth reader does.
+                Dtype::I64 if name.ends_with("num_batches_tracked") => continue,
                 other => {
                     return Err(Error::bad_data(
                         path,

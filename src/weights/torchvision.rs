@@ -123,6 +123,8 @@ impl TensorSource for RuleSource {
 
 struct Filler<'a> {
     path: Vec<String>,
+    /// Module paths whose parameters keep their values.
+    keep: &'a [String],
     rename: &'a dyn Fn(&str) -> String,
     source: &'a mut dyn TensorSource,
     used: BTreeSet<String>,
@@ -142,7 +144,15 @@ impl ModuleMapper for Filler<'_> {
         if self.error.is_some() {
             return param;
         }
-        let key = (self.rename)(&self.path.join("."));
+        let path = self.path.join(".");
+        if self
+            .keep
+            .iter()
+            .any(|k| path == *k || path.starts_with(&format!("{k}.")))
+        {
+            return param;
+        }
+        let key = (self.rename)(&path);
         let burn_shape = param.lazy_shape().dims::<D>();
         // Linear weights: [in, out] here, [out, in] in PyTorch.
         let transpose = D == 2;
@@ -189,7 +199,18 @@ pub fn fill<M: Module>(
     rename: &dyn Fn(&str) -> String,
     source: &mut dyn TensorSource,
 ) -> Result<(M, BTreeSet<String>)> {
+    fill_except(model, rename, source, &[])
+}
+
+/// [`fill`], leaving the parameters under the module paths `keep` as they are.
+pub fn fill_except<M: Module>(
+    model: M,
+    rename: &dyn Fn(&str) -> String,
+    source: &mut dyn TensorSource,
+    keep: &[String],
+) -> Result<(M, BTreeSet<String>)> {
     let mut filler = Filler {
+        keep,
         path: Vec::new(),
         rename,
         source,
@@ -219,6 +240,39 @@ pub fn load_state_dict<M: Module>(
         .filter(|k| k.ends_with("num_batches_tracked"))
         .map(String::as_str);
     dict.check_no_unexpected(used.iter().map(String::as_str).chain(counters))?;
+    Ok(model)
+}
+
+/// Loads a torchvision state dict into `model` except the parameters under the module paths
+/// `head` (burn paths, e.g. `fc`), which keep their values: a pretrained backbone under a new
+/// classifier head. The dict's tensors for the head are ignored whatever their shapes (a
+/// 1000-class ImageNet head under a 5-class model); every other key must fit, as in
+/// [`load_state_dict`].
+pub fn load_backbone<M: Module>(
+    model: M,
+    rename: &dyn Fn(&str) -> String,
+    dict: &StateDict,
+    head: &[String],
+) -> Result<M> {
+    let head_keys: Vec<String> = crate::weights::paths::param_entries(&model)
+        .iter()
+        .filter(|e| {
+            head.iter()
+                .any(|k| e.path == *k || e.path.starts_with(&format!("{k}.")))
+        })
+        .map(|e| rename(&e.path))
+        .collect();
+    let mut source = dict.clone();
+    let (model, used) = fill_except(model, rename, &mut source, head)?;
+    let ignored = dict
+        .tensors
+        .keys()
+        .filter(|k| k.ends_with("num_batches_tracked") || head_keys.iter().any(|h| h == *k));
+    dict.check_no_unexpected(
+        used.iter()
+            .map(String::as_str)
+            .chain(ignored.map(String::as_str)),
+    )?;
     Ok(model)
 }
 
