@@ -159,24 +159,18 @@ pub fn gemm_packed_strided(
     gemm_portable(m, a, strides, b, c, ldc, accumulate);
 }
 
-/// Whether the CPU has AVX2 and FMA (checked once).
+/// Whether the kernels may use AVX2 and FMA now (the CPU has them, and
+/// [`super::set_isa_limit`] allows them).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn avx2() -> bool {
-    use std::sync::OnceLock;
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    super::isa() >= super::Isa::Avx2
 }
 
-/// Whether the CPU has AVX-512F (checked once); `DEEPNET_NO_AVX512=1` turns it off, to
-/// compare.
+/// Whether the kernels may use AVX-512F now (the CPU has it, and neither
+/// [`super::set_isa_limit`] nor `DEEPNET_NO_AVX512=1` turned it off).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn avx512() -> bool {
-    use std::sync::OnceLock;
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        is_x86_feature_detected!("avx512f")
-            && !std::env::var("DEEPNET_NO_AVX512").is_ok_and(|v| v == "1")
-    })
+    super::isa() >= super::Isa::Avx512
 }
 
 /// Rows per AVX-512 micro-tile.
@@ -440,13 +434,14 @@ mod tests {
         let mut v: Vec<(&'static str, Impl)> = vec![("portable", gemm_portable)];
         #[cfg(target_arch = "x86_64")]
         {
-            if avx2() {
+            // The CPU's own features, whatever limit another test set meanwhile.
+            if crate::ops::detected_isa() >= crate::ops::Isa::Avx2 {
                 // SAFETY (of the calls): only listed when the CPU has the features.
                 v.push(("avx2", |m, a, st, b, c, ldc, acc| unsafe {
                     gemm_avx2(m, a, st, b, c, ldc, acc)
                 }));
             }
-            if is_x86_feature_detected!("avx512f") {
+            if crate::ops::detected_isa() >= crate::ops::Isa::Avx512 {
                 v.push(("avx512", |m, a, st, b, c, ldc, acc| unsafe {
                     gemm_avx512(m, a, st, b, c, ldc, acc)
                 }));
