@@ -3,7 +3,8 @@
 //! AVX2, and with every convolution forced onto the packed path (the self-test's regression).
 //!
 //! cargo run --release --example speed_gate -- [PAIRS] [CONFIG...]
-//! (CONFIG: auto | avx2 | packed | packed-avx2; default: all four)
+//! (CONFIG: auto | avx2 | packed | packed-avx2; default: all four). One JSON line per
+//! configuration and workload; `bench/speed_gate.sh` turns them into a results file.
 
 #[path = "../tests/speed_gate/gate.rs"]
 mod gate;
@@ -13,6 +14,7 @@ use deepnet::ops::{set_conv_path, set_isa_limit, ConvPath, Isa};
 fn main() {
     deepnet::ops::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
+    let isa = deepnet::ops::detected_isa();
     let pairs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(7);
     let mut configs: Vec<&str> = args.iter().skip(2).map(String::as_str).collect();
     if configs.is_empty() {
@@ -42,9 +44,24 @@ fn main() {
             }
             out
         });
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for m in results {
-            let verdict = if m.check().is_ok() { "pass" } else { "FAIL" };
-            println!("[{config}] {verdict} {m}");
+            println!(
+                "{{\"config\": \"{config}\", \"cpu_isa\": \"{isa:?}\", \"threads\": {}, \"workload\": \"{}\", \"passes\": {}, \"median_ratio\": {:.4}, \"min_ratio\": {}, \"ratios\": [{}], \"deepnet_ms\": [{}], \"burn_ms\": [{}]}}",
+                gate::THREADS,
+                m.name,
+                m.check().is_ok(),
+                m.median,
+                m.min_ratio,
+                list(&m.ratios),
+                list(&m.ours_ms),
+                list(&m.reference_ms)
+            );
         }
     }
 }
