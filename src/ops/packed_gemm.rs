@@ -7,7 +7,9 @@
 //! no AVX-512 kernels on stable Rust.
 //!
 //! The convolution (`super::conv`) uses it too: there `B` is the im2col matrix, written straight
-//! into panels by [`PackedB::set_row`].
+//! into panels by [`PackedB::set_row`]. On AVX-512 CPUs the large products of
+//! `super::gemm::matmul` (the recurrent kernel's input projection and weight gradients) run
+//! here as well, split over threads by `matmul_threads`.
 
 thread_local! {
     /// Each thread's buffer for packed tiles of A, kept between calls (a fresh large buffer per
@@ -157,6 +159,65 @@ pub fn gemm_packed_strided(
         return;
     }
     gemm_portable(m, a, strides, b, c, ldc, accumulate);
+}
+
+/// `C[m × n] (+)= A · B` on the packed kernel, split over rayon's threads, for the large
+/// products of the recurrent kernel's backward and input projection. `A[i, kk] =
+/// a[i·sa[0] + kk·sa[1]]`, `B[kk, j] = b[kk·sb[0] + j·sb[1]]`, `C` row-major with row stride
+/// `n`.
+///
+/// A tall product (`m ≥ 2k`, as `X · W_ihᵀ` with `T·B` rows) packs `B` once
+/// and splits the rows of C. A deep one (the weight gradients `dXPᵀ · X`, `dHPᵀ · H_prev`: a
+/// sum over `T·B` rows) splits the depth instead: each thread packs and multiplies its own
+/// share of `B`'s rows, so no thread streams all of a packed `B` that does not fit its cache,
+/// and the partial products are added at the end.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_threads(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    sa: [usize; 2],
+    b: &[f32],
+    sb: [usize; 2],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    use rayon::prelude::*;
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let at_b = |k0: usize| move |kk: usize, j: usize| b[(k0 + kk) * sb[0] + j * sb[1]];
+    if m >= 2 * k {
+        let packed = PackedB::pack(k, n, at_b(0));
+        let rows = m.div_ceil(threads);
+        c[..m * n]
+            .par_chunks_mut(rows * n)
+            .enumerate()
+            .for_each(|(t, c)| {
+                let i0 = t * rows;
+                gemm_packed_strided(c.len() / n, &a[i0 * sa[0]..], sa, &packed, c, n, accumulate);
+            });
+        return;
+    }
+    // Depth split: chunk 0 goes straight into C, the others into buffers of their own.
+    let depth = k.div_ceil(threads);
+    let chunks = k.div_ceil(depth);
+    let mut partials: Vec<Vec<f32>> = (1..chunks).map(|_| vec![0f32; m * n]).collect();
+    let mut outs: Vec<(&mut [f32], bool)> = vec![(&mut c[..m * n], accumulate)];
+    outs.extend(partials.iter_mut().map(|p| (p.as_mut_slice(), false)));
+    outs.into_par_iter()
+        .enumerate()
+        .for_each(|(t, (out, acc))| {
+            let k0 = t * depth;
+            let kc = depth.min(k - k0);
+            let packed = PackedB::pack(kc, n, at_b(k0));
+            gemm_packed_strided(m, &a[k0 * sa[1]..], sa, &packed, out, n, acc);
+        });
+    for p in partials {
+        c[..m * n].iter_mut().zip(p).for_each(|(x, y)| *x += y);
+    }
 }
 
 /// Whether the kernels may use AVX2 and FMA now (the CPU has them, and
@@ -507,6 +568,47 @@ mod tests {
                     .map(|((x, y), z)| (x - (y - z)).abs())
                     .fold(0f32, f32::max);
                 assert!(worst < 1e-4, "{what} (rows, Aᵀ): {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn threaded_product_matches_a_naive_one() {
+        // Row split (m ≥ 2k) and depth split, overwriting and accumulating, on 1 to 3 threads.
+        for (m, n, k) in [(300, 37, 20), (50, 37, 301), (13, 70, 1000)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.1)
+                .collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| (i % 3) as f32).collect();
+            // A given transposed (a[kk·m + i]), B row-major.
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let mut want = vec![0f32; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] = (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum();
+                }
+            }
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a rayon pool");
+                for accumulate in [false, true] {
+                    let mut c = c0.clone();
+                    pool.install(|| {
+                        matmul_threads(m, n, k, &at, [1, m], &b, [n, 1], &mut c, accumulate)
+                    });
+                    let worst = c
+                        .iter()
+                        .zip(&want)
+                        .zip(&c0)
+                        .map(|((x, y), z)| (x - y - if accumulate { *z } else { 0.0 }).abs())
+                        .fold(0f32, f32::max);
+                    assert!(worst < 1e-3, "{m}x{n}x{k}, {threads} threads: {worst}");
+                }
             }
         }
     }
