@@ -89,6 +89,14 @@ const SHAPES: &[Shape] = &[
         false,
         false,
     ),
+    (
+        "resnet18.layer4.b16",
+        [16, 512, 7, 7],
+        [512, 512, 3, 3],
+        1,
+        false,
+        false,
+    ),
 ];
 
 const PATHS: [&str; 4] = ["packed", "gemm", "auto", "burn"];

@@ -278,9 +278,12 @@ impl Geometry {
 
     /// Whether the packed micro-kernel beats the `gemm` crate on this convolution's forward
     /// product `[O, C·KH·KW] x [C·KH·KW, OH·OW]`: it needs rows enough to fill its 12-row
-    /// tile and a product large enough to amortise writing im2col into panels.
+    /// tile, columns enough to fill its 32-wide tiles, and a product deep enough to amortise
+    /// writing im2col into panels.
     fn packed_wins(&self) -> bool {
-        self.o >= PACKED_MIN_ROWS && self.ckk() >= PACKED_MIN_DEPTH
+        self.o >= PACKED_MIN_ROWS
+            && self.ckk() >= PACKED_MIN_DEPTH
+            && self.pixels() >= PACKED_MIN_PIXELS
     }
 
     /// The geometry of the input gradient as a convolution: `∂L/∂y [N, O, OH, OW]` with the
@@ -332,6 +335,11 @@ impl Geometry {
 const PACKED_MIN_ROWS: usize = 12;
 /// Smallest depth `C·KH·KW` of the product for the packed kernel.
 const PACKED_MIN_DEPTH: usize = 64;
+/// Fewest pixels `OH·OW` (columns of the product) for the packed kernel: its tiles are 32
+/// columns wide, and at 7x7 (49 columns, two tiles for 64) the `gemm` crate won, forward and
+/// backward: ResNet-18's last stage at batch 16, 53 against 72 ms; ResNet-20's third stage
+/// 27 against 30 ms (`examples/conv_paths`).
+const PACKED_MIN_PIXELS: usize = 100;
 
 /// The forward on f32 slices, lowered as `lowering` says. The image-by-image lowerings let
 /// each parallel task build its images' im2col matrices, one at a time, in one scratch matrix
@@ -370,20 +378,18 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry, lowering: Lower
         return out;
     }
     let threads = rayon::current_num_threads();
-    if lowering == Lowering::Packed && g.n < threads && g.o >= 2 * threads {
+    if g.n < threads && g.o >= 2 * threads {
         // Fewer images than threads (inference on one image): the threads share each image's
         // product instead, each taking a block of output channels (rows of W and of y).
-        let mut cols = PackedB::zeros(ckk, px);
-        let mut row = vec![0f32; px];
+        let mut cols = Cols::new(lowering, g);
         let rows_per = g.o.div_ceil(threads);
         for (img, y) in out.chunks_mut(g.o * px).enumerate() {
-            let x_img = &xs[img * img_len..(img + 1) * img_len];
-            im2col_packed(x_img, g, &mut row, &mut cols);
+            cols.fill(&xs[img * img_len..(img + 1) * img_len], g);
             y.par_chunks_mut(rows_per * px)
                 .enumerate()
                 .for_each(|(b, y)| {
-                    let (o0, rows) = (b * rows_per, y.len() / px);
-                    gemm_packed(rows, &ws[o0 * ckk..], ckk, &cols, y, px, false);
+                    let o0 = b * rows_per;
+                    cols.product(&ws[o0 * ckk..], ckk, y, px);
                     if has_bias {
                         add_bias(y, o0);
                     }
@@ -395,46 +401,67 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry, lowering: Lower
     out.par_chunks_mut(per_task * g.o * px)
         .enumerate()
         .for_each(|(t, out)| {
-            let images = out.chunks_mut(g.o * px).enumerate();
-            let x_img = |i: usize| {
+            let mut cols = Cols::new(lowering, g);
+            for (i, y) in out.chunks_mut(g.o * px).enumerate() {
                 let img = t * per_task + i;
-                &xs[img * img_len..(img + 1) * img_len]
-            };
-            if lowering == Lowering::Packed {
-                // The im2col matrix goes row by row straight into the packed panels of the
-                // matrix product (no separate packing pass).
-                let mut cols = PackedB::zeros(ckk, px);
-                let mut row = vec![0f32; px];
-                for (i, y) in images {
-                    im2col_packed(x_img(i), g, &mut row, &mut cols);
-                    // y [O, OH·OW] = W [O, C·KH·KW] · cols [C·KH·KW, OH·OW] (+ b below)
-                    gemm_packed(g.o, ws, ckk, &cols, y, px, false);
-                    // ResNet's and VGG-BN's convolutions have no bias (a zero one): no pass.
-                    if has_bias {
-                        add_bias(y, 0);
-                    }
-                }
-            } else {
-                let mut cols = vec![0f32; ckk * px];
-                for (i, y) in images {
-                    im2col(x_img(i), g, &mut cols);
-                    matmul(
-                        g.o,
-                        px,
-                        ckk,
-                        y,
-                        Mat::rows(ws, ckk),
-                        Mat::rows(&cols, px),
-                        false,
-                        false,
-                    );
-                    if has_bias {
-                        add_bias(y, 0);
-                    }
+                cols.fill(&xs[img * img_len..(img + 1) * img_len], g);
+                // y [O, OH·OW] = W [O, C·KH·KW] · cols [C·KH·KW, OH·OW] (+ b below)
+                cols.product(ws, ckk, y, px);
+                // ResNet's and VGG-BN's convolutions have no bias (a zero one): no pass.
+                if has_bias {
+                    add_bias(y, 0);
                 }
             }
         });
     out
+}
+
+/// One image's im2col matrix in the form its lowering multiplies: written row by row straight
+/// into the packed panels (no separate packing pass), or a plain row-major matrix for the
+/// `gemm` crate.
+enum Cols {
+    /// The panels, and one row's scratch.
+    Packed(PackedB, Vec<f32>),
+    /// `[C·KH·KW, OH·OW]`.
+    Plain(Vec<f32>),
+}
+
+impl Cols {
+    fn new(lowering: Lowering, g: &Geometry) -> Self {
+        let (ckk, px) = (g.ckk(), g.pixels());
+        match lowering {
+            Lowering::Packed => Cols::Packed(PackedB::zeros(ckk, px), vec![0f32; px]),
+            _ => Cols::Plain(vec![0f32; ckk * px]),
+        }
+    }
+
+    /// The im2col matrix of `img`.
+    fn fill(&mut self, img: &[f32], g: &Geometry) {
+        match self {
+            Cols::Packed(cols, row) => im2col_packed(img, g, row, cols),
+            Cols::Plain(cols) => im2col(img, g, cols),
+        }
+    }
+
+    /// `y [rows, px] = w [rows, C·KH·KW] (row stride ldw) · cols`, `px = OH·OW`.
+    fn product(&self, w: &[f32], ldw: usize, y: &mut [f32], px: usize) {
+        let rows = y.len() / px;
+        match self {
+            Cols::Packed(cols, _) => gemm_packed(rows, w, ldw, cols, y, px, false),
+            Cols::Plain(cols) => {
+                matmul(
+                    rows,
+                    px,
+                    ldw,
+                    y,
+                    Mat::rows(w, ldw),
+                    Mat::rows(cols, px),
+                    false,
+                    false,
+                );
+            }
+        }
+    }
 }
 
 /// The backward of a [`Lowering::Dense`] convolution, three products over the whole batch:
