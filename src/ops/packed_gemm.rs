@@ -188,9 +188,17 @@ pub(crate) fn matmul_threads(
         return;
     }
     let threads = rayon::current_num_threads().max(1);
-    let at_b = |k0: usize| move |kk: usize, j: usize| b[(k0 + kk) * sb[0] + j * sb[1]];
+    // Rows `k0 .. k0 + kc` of B, packed: row by row when B is row-major (contiguous copies),
+    // element by element otherwise.
+    let pack_rows = |k0: usize, kc: usize| {
+        if sb[1] == 1 {
+            PackedB::from_rows(&b[k0 * sb[0]..], kc, n, sb[0])
+        } else {
+            PackedB::pack(kc, n, move |kk, j| b[(k0 + kk) * sb[0] + j * sb[1]])
+        }
+    };
     if m >= 2 * k {
-        let packed = PackedB::pack(k, n, at_b(0));
+        let packed = pack_rows(0, k);
         let rows = m.div_ceil(threads);
         c[..m * n]
             .par_chunks_mut(rows * n)
@@ -212,7 +220,7 @@ pub(crate) fn matmul_threads(
         .for_each(|(t, (out, acc))| {
             let k0 = t * depth;
             let kc = depth.min(k - k0);
-            let packed = PackedB::pack(kc, n, at_b(k0));
+            let packed = pack_rows(k0, kc);
             gemm_packed_strided(m, &a[k0 * sa[1]..], sa, &packed, out, n, acc);
         });
     for p in partials {
@@ -596,10 +604,14 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .expect("a rayon pool");
-                for accumulate in [false, true] {
+                // B row-major (packed row by row) and B given transposed (element by element).
+                let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                for (accumulate, b, sb) in
+                    [(false, &b, [n, 1]), (true, &b, [n, 1]), (true, &bt, [1, k])]
+                {
                     let mut c = c0.clone();
                     pool.install(|| {
-                        matmul_threads(m, n, k, &at, [1, m], &b, [n, 1], &mut c, accumulate)
+                        matmul_threads(m, n, k, &at, [1, m], b, sb, &mut c, accumulate)
                     });
                     let worst = c
                         .iter()
