@@ -42,7 +42,7 @@ def lenet5_train(r):
     s = r["summary"]
     names = list(s["images_per_second_median"])
     label = {"deepnet": "deepnet", "deepnet_burn_ops": "deepnet, burn's ops only",
-             "pytorch": "PyTorch", "baseline": f"deepnet at `{r['config'].get('baseline_bin')}`"}
+             "pytorch": "PyTorch", "baseline": f"deepnet binary `{os.path.basename(r['config'].get('baseline_bin') or '')}`"}
     out = "| | " + " | ".join(label.get(n, n) for n in names) + " |\n"
     out += "|---" * (len(names) + 1) + "|\n"
     out += "| training throughput, img/s (median) | " + " | ".join(
@@ -101,7 +101,18 @@ def speed_gate(r):
     return out
 
 
-TABLES = {"lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
+def conv_paths(r):
+    paths = ["packed", "gemm", "auto", "burn"]
+    out = ("| convolution (ms, median) | packed | gemm | auto (by shape) | burn's conv |\n"
+           "|---|---|---|---|---|\n")
+    for row in r["rounds"]:
+        best = min(row[p] for p in paths[:3])
+        out += f"| {row['shape']} | " + " | ".join(
+            f"**{row[p]:.2f}**" if row[p] == best else f"{row[p]:.2f}" for p in paths) + " |\n"
+    return out
+
+
+TABLES = {"conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
           "speed_gate": speed_gate}
 
 

@@ -61,6 +61,31 @@ def commit():
         return None
 
 
+def software():
+    """rustc's version, and the versions of PyTorch, torchvision and ONNX Runtime in the bench
+    virtualenv (TORCH_PYTHON), where present."""
+    out = {}
+    try:
+        out["rustc"] = subprocess.run(["rustc", "--version"], capture_output=True, text=True,
+                                      check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    python = os.environ.get("TORCH_PYTHON")
+    if python:
+        probe = ("import importlib.metadata as m, json\n"
+                 "v = {}\n"
+                 "for p in ['torch', 'torchvision', 'onnxruntime']:\n"
+                 "    try: v[p] = m.version(p)\n"
+                 "    except m.PackageNotFoundError: pass\n"
+                 "print(json.dumps(v))")
+        try:
+            out.update(json.loads(subprocess.run([python, "-c", probe], capture_output=True,
+                                                 text=True, check=True).stdout))
+        except (OSError, subprocess.CalledProcessError, ValueError):
+            pass
+    return out
+
+
 def median_ratio(numerators, denominators):
     """The median of the per-round ratios numerators[i] / denominators[i], and the ratios."""
     ratios = [n / d for n, d in zip(numerators, denominators)]
@@ -77,6 +102,7 @@ def write(name, rounds, summary, extra=None):
         "command": os.environ.get("DEEPNET_BENCH_COMMAND") or " ".join(sys.argv),
         "commit": commit(),
         "machine": machine(),
+        "software": software(),
         "ratio_rule": "median of per-round ratios",
         "rounds": rounds,
         "summary": summary,
