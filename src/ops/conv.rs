@@ -19,11 +19,12 @@
 //!
 //! Which products run where is chosen per convolution, by shape (`Geometry::plan`; forced
 //! with [`super::set_conv_path`]), because no one lowering wins everywhere (measured with
-//! `examples/conv_paths`, forward + backward, AMD EPYC Zen 4):
+//! `bench/conv_paths.sh`, forward + backward, AMD EPYC Zen 4,
+//! `bench/results/conv_paths-20261128-044401.json`):
 //!
 //! - a convolution whose output is one pixel and whose kernel covers the unpadded image
 //!   (LeNet-5's conv3, 16x5x5 -> 120) is a fully connected layer: three products over the
-//!   whole batch (0.5 ms at batch 64, where the packed path took 10.5 ms: one-column products
+//!   whole batch (0.4 ms at batch 64, where the packed path took 10.7 ms: one-column products
 //!   per image, and an input gradient 25 times larger than needed, see below);
 //! - the packed micro-kernel ([`super::packed_gemm`]: im2col writes its rows straight into the
 //!   panels; the AVX-512 12x32 tile runs at about twice the `gemm` crate's speed on ResNet's
@@ -32,11 +33,13 @@
 //!   weights on the same kernel when that costs no more multiplies than `Wᵀ·∂L/∂y`;
 //! - otherwise im2col and the `gemm` crate, image by image, and the input gradient as
 //!   `Wᵀ·∂L/∂y` then col2im (LeNet-5's conv1 and conv2: 6 and 16 output channels, depth 25
-//!   and 150, fill too little of the 12-row tile; conv2 took 2.3 ms this way, 3.9 ms packed).
+//!   and 150, fill too little of the 12-row tile; conv2 took 2.3 ms this way, 4.2 ms packed).
+//!   7x7 maps (ResNet's last stage) too: 49 columns fill the 32-wide tiles by 77%.
 //!
 //! Forcing the packed path for every convolution, as all of them ran from commit 744a392 on,
-//! made a LeNet-5 training step 3.5x slower (16 ms against 4.5 ms at batch 64); the speed gate
-//! (`tests/speed_gate`) checks that this stays caught. The weight gradient stays on the `gemm`
+//! makes a LeNet-5 training step 3-4x slower (0.64x-0.86x of burn's ops against 2.3x-2.6x by
+//! shape, `bench/results/speed_gate-*.json`); the speed gate (`tests/speed_gate`) checks that
+//! this stays caught. The weight gradient stays on the `gemm`
 //! crate: packing `Xᵀ` for the packed kernel is a strided scatter and made the ResNet-20 step
 //! 10% slower.
 
@@ -336,9 +339,9 @@ const PACKED_MIN_ROWS: usize = 12;
 /// Smallest depth `C·KH·KW` of the product for the packed kernel.
 const PACKED_MIN_DEPTH: usize = 64;
 /// Fewest pixels `OH·OW` (columns of the product) for the packed kernel: its tiles are 32
-/// columns wide, and at 7x7 (49 columns, two tiles for 64) the `gemm` crate won, forward and
-/// backward: ResNet-18's last stage at batch 16, 53 against 72 ms; ResNet-20's third stage
-/// 27 against 30 ms (`examples/conv_paths`).
+/// columns wide, and at 7x7 (49 columns, two tiles for 64) the `gemm` crate won: ResNet-18's
+/// last stage at batch 16, 33 against 48 ms; ResNet-20's third stage (forward and backward)
+/// 18 against 23 ms (`bench/results/conv_paths-20261128-044401.json`).
 const PACKED_MIN_PIXELS: usize = 100;
 
 /// The forward on f32 slices, lowered as `lowering` says. The image-by-image lowerings let
