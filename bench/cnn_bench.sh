@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(scripts/torch_venv.sh)
-"$PY" -c "import torchvision" 2>/dev/null || "${PY%/python}/pip" install -q torchvision
+"$PY" -c "import torchvision, onnx, onnxruntime" 2>/dev/null || "${PY%/python}/pip" install -q torchvision onnx onnxruntime
 cargo build --release --example cnn_step
-TORCH_PYTHON="$PY" DEEPNET_CNN_STEP="${CARGO_TARGET_DIR:-target}/release/examples/cnn_step" \
+DEEPNET_BENCH_COMMAND="bench/cnn_bench.sh ${1:-3}" TORCH_PYTHON="$PY" DEEPNET_CNN_STEP="${CARGO_TARGET_DIR:-target}/release/examples/cnn_step" \
   python3 bench/cnn_bench.py "${1:-3}"

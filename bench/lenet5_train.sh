@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(scripts/torch_venv.sh)
 cargo build --release
-TORCH_PYTHON="$PY" DEEPNET_BIN="${CARGO_TARGET_DIR:-target}/release/deepnet" \
+DEEPNET_BENCH_COMMAND="bench/lenet5_train.sh ${1:-3}" TORCH_PYTHON="$PY" DEEPNET_BIN="${CARGO_TARGET_DIR:-target}/release/deepnet" \
   python3 bench/lenet5_train.py "${1:-3}"

@@ -6,8 +6,8 @@ One step = forward over the whole sequence + backward + SGD update, loss = mean(
 layer, sequence 100, batch 32, input 64, hidden 256 and 64, random inputs. Each configuration is
 timed in rounds that alternate the three implementations, so that machine noise hits all of them;
 each number is the median step time of one process (after two warm-up steps), the table gives the
-medians over rounds and the per-round speed ratios (PyTorch time / deepnet time: above 1 means
-deepnet is faster).
+medians over rounds and the median of the per-round speed ratios (PyTorch time / deepnet time:
+above 1 means deepnet is faster). Writes bench/results/rnn_train-DATE.json.
 
 Usage: bench/rnn_train.sh [ROUNDS]   (makes the PyTorch virtualenv, builds the example, runs this)
 """
@@ -16,6 +16,9 @@ import os
 import statistics
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEP_BIN = os.environ.get("DEEPNET_RNN_STEP", os.path.join(ROOT, "target", "release", "examples", "rnn_step"))
@@ -62,26 +65,41 @@ def run_rust(cell, impl, hidden, steps):
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     configs = [("lstm", 256), ("gru", 256), ("lstm", 64), ("gru", 64)]
-    results = {c: {"torch": [], "deepnet": [], "burn": []} for c in configs}
+    res_by = {c: {"deepnet": [], "pytorch": [], "burn": []} for c in configs}
+    per_round = []
     for r in range(rounds):
+        row = {}
         for cell, hidden in configs:
             steps = 10 if hidden >= 256 else 30
-            res = results[(cell, hidden)]
+            res = res_by[(cell, hidden)]
             res["deepnet"].append(run_rust(cell, "fused", hidden, steps))
-            res["torch"].append(run_torch(cell, hidden, steps))
+            res["pytorch"].append(run_torch(cell, hidden, steps))
             res["burn"].append(run_rust(cell, "burn", hidden, max(3, steps // 3)))
+            row[f"{cell} h{hidden}"] = {k: v[-1] for k, v in res.items()}
             print(f"round {r + 1}: {cell} h{hidden}: deepnet {res['deepnet'][-1]:.1f} ms, "
-                  f"PyTorch {res['torch'][-1]:.1f} ms, burn {res['burn'][-1]:.1f} ms", file=sys.stderr)
+                  f"PyTorch {res['pytorch'][-1]:.1f} ms, burn {res['burn'][-1]:.1f} ms", file=sys.stderr)
+        per_round.append(row)
     print(f"\nTraining step (fwd + bwd + SGD), seq {SEQ}, batch {BATCH}, input {INPUT}, "
-          f"{THREADS} threads, {rounds} rounds, medians (ms per step)\n")
+          f"{THREADS} threads, {rounds} rounds, medians (ms per step); ratios: median of per-round "
+          f"ratios; {results.machine()['cpu_model']}\n")
     print("| layer | hidden | deepnet | PyTorch | burn built-in | speed vs PyTorch (per round) | speed vs burn |")
     print("|---|---|---|---|---|---|---|")
-    for (cell, hidden), res in results.items():
+    summary = {}
+    for (cell, hidden), res in res_by.items():
         med = {k: statistics.median(v) for k, v in res.items()}
-        per_round = [t / d for t, d in zip(res["torch"], res["deepnet"])]
-        print(f"| {cell.upper()} | {hidden} | {med['deepnet']:.1f} | {med['torch']:.1f} | {med['burn']:.1f} "
-              f"| {statistics.median(per_round):.2f}x ({', '.join(f'{x:.2f}' for x in per_round)}) "
-              f"| {med['burn'] / med['deepnet']:.2f}x |")
+        vs_torch = results.median_ratio(res["pytorch"], res["deepnet"])
+        vs_burn = results.median_ratio(res["burn"], res["deepnet"])
+        summary[f"{cell} h{hidden}"] = {
+            "ms_median": med,
+            "speed_vs_pytorch": {"median": vs_torch[0], "per_round": vs_torch[1]},
+            "speed_vs_burn": {"median": vs_burn[0], "per_round": vs_burn[1]},
+        }
+        print(f"| {cell.upper()} | {hidden} | {med['deepnet']:.1f} | {med['pytorch']:.1f} | {med['burn']:.1f} "
+              f"| {vs_torch[0]:.2f}x ({', '.join(f'{x:.2f}' for x in vs_torch[1])}) "
+              f"| {vs_burn[0]:.2f}x |")
+    results.write("rnn_train", per_round, summary,
+                  {"config": {"seq": SEQ, "batch": BATCH, "input": INPUT, "threads": THREADS,
+                              "rounds": rounds}})
 
 
 if __name__ == "__main__":

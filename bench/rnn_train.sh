@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(scripts/torch_venv.sh)
 cargo build --release --example rnn_step
-TORCH_PYTHON="$PY" DEEPNET_RNN_STEP="${CARGO_TARGET_DIR:-target}/release/examples/rnn_step" \
+DEEPNET_BENCH_COMMAND="bench/rnn_train.sh ${1:-3}" TORCH_PYTHON="$PY" DEEPNET_RNN_STEP="${CARGO_TARGET_DIR:-target}/release/examples/rnn_step" \
   python3 bench/rnn_train.py "${1:-3}"

@@ -1,4 +1,4 @@
-//! 2-D convolution with stride 1 (the convolutions of LeNet-5), forward and backward, for the
+//! 2-D convolution with stride 1 (LeNet-5's, ResNet's 3x3s), forward and backward, for the
 //! Flex CPU backend.
 //!
 //! Why: in a LeNet-5 training step on burn-flex, convolution backward took ~41% of the time and
@@ -17,11 +17,31 @@
 //!   input and output channels swapped, i.e. the forward again (equal to `Wᵀ · ∂L/∂Y` scattered
 //!   back by col2im, the fallback for paddings above `KH - 1`).
 //!
-//! The forward products (and so the input gradient) run on [`super::packed_gemm`]: im2col
-//! writes its rows straight into the packed panels, and the AVX-512 12x32 tile runs at about
-//! twice the `gemm` crate's speed here (the crate has AVX-512 only on nightly Rust). The weight
-//! gradient stays on the `gemm` crate: packing `Xᵀ` for the packed kernel is a strided scatter
-//! and made the ResNet-20 step 10% slower.
+//! Which products run where is chosen per convolution, by shape (`Geometry::plan`; forced
+//! with [`super::set_conv_path`]), because no one lowering wins everywhere (measured with
+//! `bench/conv_paths.sh`, forward + backward, AMD EPYC Zen 4,
+//! `bench/results/conv_paths-20261128-044401.json`):
+//!
+//! - a convolution whose output is one pixel and whose kernel covers the unpadded image
+//!   (LeNet-5's conv3, 16x5x5 -> 120) is a fully connected layer: three products over the
+//!   whole batch (0.4 ms at batch 64, where the packed path took 10.7 ms: one-column products
+//!   per image, and an input gradient 25 times larger than needed, see below);
+//! - the packed micro-kernel ([`super::packed_gemm`]: im2col writes its rows straight into the
+//!   panels; the AVX-512 12x32 tile runs at about twice the `gemm` crate's speed on ResNet's
+//!   shapes, the crate having AVX-512 only on nightly Rust) for products with at least 12 rows
+//!   and depth 64, and the input gradient as the convolution of `∂L/∂y` with the flipped
+//!   weights on the same kernel when that costs no more multiplies than `Wᵀ·∂L/∂y`;
+//! - otherwise im2col and the `gemm` crate, image by image, and the input gradient as
+//!   `Wᵀ·∂L/∂y` then col2im (LeNet-5's conv1 and conv2: 6 and 16 output channels, depth 25
+//!   and 150, fill too little of the 12-row tile; conv2 took 2.3 ms this way, 4.2 ms packed).
+//!   7x7 maps (ResNet's last stage) too: 49 columns fill the 32-wide tiles by 77%.
+//!
+//! Forcing the packed path for every convolution, as all of them ran from commit 744a392 on,
+//! makes a LeNet-5 training step 3-4x slower (0.64x-0.86x of burn's ops against 2.3x-2.6x by
+//! shape, `bench/results/speed_gate-*.json`); the speed gate (`tests/speed_gate`) checks that
+//! this stays caught. The weight gradient stays on the `gemm`
+//! crate: packing `Xᵀ` for the packed kernel is a strided scatter and made the ResNet-20 step
+//! 10% slower.
 
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
@@ -36,8 +56,8 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::gemm::{matmul, Mat};
-use super::is_flex;
 use super::packed_gemm::{gemm_packed, PackedB};
+use super::{is_flex, ConvPath};
 
 fn options(padding: [usize; 2]) -> ConvOptions<2> {
     ConvOptions::new([1, 1], padding, [1, 1], 1)
@@ -233,11 +253,103 @@ fn contiguous(t: FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
 
-/// The forward on f32 slices: each parallel task builds its images' im2col matrices, one at a
-/// time, in one scratch matrix that stays in cache. (Keeping all of them for the backward was
-/// tried: at ResNet-20's first stage they are 58 MB per layer, and writing, zeroing and reading
-/// them back cost more than building them again: a training step went from ~790 to ~690 ms.)
-fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
+/// How one convolution is lowered to matrix products (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lowering {
+    /// The output is one pixel and the kernel covers the unpadded image: the convolution is a
+    /// fully connected layer, one product for the whole batch.
+    Dense,
+    /// im2col rows written into the panels of the packed micro-kernel, image by image.
+    Packed,
+    /// im2col into a plain matrix and the `gemm` crate, image by image.
+    Gemm,
+}
+
+/// The lowering of a convolution's forward, and whether its input gradient runs as the
+/// convolution of `∂L/∂y` with the flipped weights (else `Wᵀ·∂L/∂y` and col2im).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    forward: Lowering,
+    dx_by_flip: bool,
+}
+
+impl Geometry {
+    /// Whether the convolution is a fully connected layer: one output pixel, no padding.
+    fn is_dense(&self) -> bool {
+        self.oh == 1 && self.ow == 1 && self.p == [0, 0] && self.kh == self.h && self.kw == self.w
+    }
+
+    /// Whether the packed micro-kernel beats the `gemm` crate on this convolution's forward
+    /// product `[O, C·KH·KW] x [C·KH·KW, OH·OW]`: it needs rows enough to fill its 12-row
+    /// tile, columns enough to fill its 32-wide tiles, and a product deep enough to amortise
+    /// writing im2col into panels.
+    fn packed_wins(&self) -> bool {
+        self.o >= PACKED_MIN_ROWS
+            && self.ckk() >= PACKED_MIN_DEPTH
+            && self.pixels() >= PACKED_MIN_PIXELS
+    }
+
+    /// The geometry of the input gradient as a convolution: `∂L/∂y [N, O, OH, OW]` with the
+    /// flipped weights `[C, O, KH, KW]` and padding `KH - 1 - p`, whose output is `[N, C, H, W]`.
+    fn flipped(&self) -> Geometry {
+        Geometry::new(
+            &Shape::from(vec![self.n, self.o, self.oh, self.ow]),
+            &Shape::from(vec![self.c, self.o, self.kh, self.kw]),
+            [self.kh - 1 - self.p[0], self.kw - 1 - self.p[1]],
+        )
+    }
+
+    /// The lowering for this convolution: forced by [`super::set_conv_path`], or by shape.
+    fn plan(&self) -> Plan {
+        // The flipped convolution needs padding KH-1-p ≥ 0.
+        let flip_fits = self.p[0] < self.kh && self.p[1] < self.kw;
+        match super::conv_path() {
+            ConvPath::Packed => Plan {
+                forward: Lowering::Packed,
+                dx_by_flip: flip_fits,
+            },
+            ConvPath::Gemm => Plan {
+                forward: Lowering::Gemm,
+                dx_by_flip: false,
+            },
+            ConvPath::Auto if self.is_dense() => Plan {
+                forward: Lowering::Dense,
+                dx_by_flip: false,
+            },
+            ConvPath::Auto => Plan {
+                forward: if self.packed_wins() {
+                    Lowering::Packed
+                } else {
+                    Lowering::Gemm
+                },
+                // The flipped convolution multiplies C·(O·KH·KW)·(H·W) times, the col2im way
+                // C·KH·KW·O·(OH·OW): the same for "same" padding, but H·W/(OH·OW) times more
+                // for a "valid" convolution on a small image (LeNet's conv2: 2x, conv3: 25x).
+                dx_by_flip: flip_fits
+                    && 4 * self.h * self.w <= 5 * self.pixels()
+                    && self.flipped().packed_wins(),
+            },
+        }
+    }
+}
+
+/// Fewest output channels (rows of the product) for the packed kernel (see
+/// [`Geometry::packed_wins`]).
+const PACKED_MIN_ROWS: usize = 12;
+/// Smallest depth `C·KH·KW` of the product for the packed kernel.
+const PACKED_MIN_DEPTH: usize = 64;
+/// Fewest pixels `OH·OW` (columns of the product) for the packed kernel: its tiles are 32
+/// columns wide, and at 7x7 (49 columns, two tiles for 64) the `gemm` crate won: ResNet-18's
+/// last stage at batch 16, 33 against 48 ms; ResNet-20's third stage (forward and backward)
+/// 18 against 23 ms (`bench/results/conv_paths-20261128-044401.json`).
+const PACKED_MIN_PIXELS: usize = 100;
+
+/// The forward on f32 slices, lowered as `lowering` says. The image-by-image lowerings let
+/// each parallel task build its images' im2col matrices, one at a time, in one scratch matrix
+/// that stays in cache. (Keeping all of them for the backward was tried: at ResNet-20's first
+/// stage they are 58 MB per layer, and writing, zeroing and reading them back cost more than
+/// building them again: a training step went from ~790 to ~690 ms.)
+fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry, lowering: Lowering) -> Vec<f32> {
     let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
     let mut out = vec![0f32; g.n * g.o * px];
     if px == 0 {
@@ -249,21 +361,38 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
             row.iter_mut().for_each(|v| *v += bs[first_channel + o]);
         }
     };
+    if lowering == Lowering::Dense {
+        // y [N, O] = x [N, C·H·W] · Wᵀ (+ b)
+        matmul(
+            g.n,
+            g.o,
+            ckk,
+            &mut out,
+            Mat::rows(xs, ckk),
+            Mat::transposed(ws, ckk),
+            false,
+            true,
+        );
+        if has_bias {
+            for row in out.chunks_mut(g.o) {
+                row.iter_mut().zip(bs).for_each(|(v, b)| *v += b);
+            }
+        }
+        return out;
+    }
     let threads = rayon::current_num_threads();
     if g.n < threads && g.o >= 2 * threads {
         // Fewer images than threads (inference on one image): the threads share each image's
         // product instead, each taking a block of output channels (rows of W and of y).
-        let mut cols = PackedB::zeros(ckk, px);
-        let mut row = vec![0f32; px];
+        let mut cols = Cols::new(lowering, g);
         let rows_per = g.o.div_ceil(threads);
         for (img, y) in out.chunks_mut(g.o * px).enumerate() {
-            let x_img = &xs[img * img_len..(img + 1) * img_len];
-            im2col_packed(x_img, g, &mut row, &mut cols);
+            cols.fill(&xs[img * img_len..(img + 1) * img_len], g);
             y.par_chunks_mut(rows_per * px)
                 .enumerate()
                 .for_each(|(b, y)| {
-                    let (o0, rows) = (b * rows_per, y.len() / px);
-                    gemm_packed(rows, &ws[o0 * ckk..], ckk, &cols, y, px, false);
+                    let o0 = b * rows_per;
+                    cols.product(&ws[o0 * ckk..], ckk, y, px);
                     if has_bias {
                         add_bias(y, o0);
                     }
@@ -275,23 +404,109 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry) -> Vec<f32> {
     out.par_chunks_mut(per_task * g.o * px)
         .enumerate()
         .for_each(|(t, out)| {
-            // The im2col matrix goes row by row straight into the packed panels of the matrix
-            // product (no separate packing pass).
-            let mut cols = PackedB::zeros(ckk, px);
-            let mut row = vec![0f32; px];
+            let mut cols = Cols::new(lowering, g);
             for (i, y) in out.chunks_mut(g.o * px).enumerate() {
                 let img = t * per_task + i;
-                let x_img = &xs[img * img_len..(img + 1) * img_len];
-                im2col_packed(x_img, g, &mut row, &mut cols);
+                cols.fill(&xs[img * img_len..(img + 1) * img_len], g);
                 // y [O, OH·OW] = W [O, C·KH·KW] · cols [C·KH·KW, OH·OW] (+ b below)
-                gemm_packed(g.o, ws, ckk, &cols, y, px, false);
-                // ResNet's and VGG-BN's convolutions have no bias (a zero one here): no pass.
+                cols.product(ws, ckk, y, px);
+                // ResNet's and VGG-BN's convolutions have no bias (a zero one): no pass.
                 if has_bias {
                     add_bias(y, 0);
                 }
             }
         });
     out
+}
+
+/// One image's im2col matrix in the form its lowering multiplies: written row by row straight
+/// into the packed panels (no separate packing pass), or a plain row-major matrix for the
+/// `gemm` crate.
+enum Cols {
+    /// The panels, and one row's scratch.
+    Packed(PackedB, Vec<f32>),
+    /// `[C·KH·KW, OH·OW]`.
+    Plain(Vec<f32>),
+}
+
+impl Cols {
+    fn new(lowering: Lowering, g: &Geometry) -> Self {
+        let (ckk, px) = (g.ckk(), g.pixels());
+        match lowering {
+            Lowering::Packed => Cols::Packed(PackedB::zeros(ckk, px), vec![0f32; px]),
+            _ => Cols::Plain(vec![0f32; ckk * px]),
+        }
+    }
+
+    /// The im2col matrix of `img`.
+    fn fill(&mut self, img: &[f32], g: &Geometry) {
+        match self {
+            Cols::Packed(cols, row) => im2col_packed(img, g, row, cols),
+            Cols::Plain(cols) => im2col(img, g, cols),
+        }
+    }
+
+    /// `y [rows, px] = w [rows, C·KH·KW] (row stride ldw) · cols`, `px = OH·OW`.
+    fn product(&self, w: &[f32], ldw: usize, y: &mut [f32], px: usize) {
+        let rows = y.len() / px;
+        match self {
+            Cols::Packed(cols, _) => gemm_packed(rows, w, ldw, cols, y, px, false),
+            Cols::Plain(cols) => {
+                matmul(
+                    rows,
+                    px,
+                    ldw,
+                    y,
+                    Mat::rows(w, ldw),
+                    Mat::rows(cols, px),
+                    false,
+                    false,
+                );
+            }
+        }
+    }
+}
+
+/// The backward of a [`Lowering::Dense`] convolution, three products over the whole batch:
+/// `∂L/∂W = ∂L/∂yᵀ · x`, `∂L/∂x = ∂L/∂y · W`, `∂L/∂b` the column sums of `∂L/∂y [N, O]`.
+fn dense_backward(
+    xs: &[f32],
+    ws: &[f32],
+    gs: &[f32],
+    g: &Geometry,
+    need_x_grad: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let ckk = g.ckk();
+    let mut dw = vec![0f32; g.o * ckk];
+    matmul(
+        g.o,
+        ckk,
+        g.n,
+        &mut dw,
+        Mat::transposed(gs, g.o),
+        Mat::rows(xs, ckk),
+        false,
+        true,
+    );
+    let dx = need_x_grad.then(|| {
+        let mut dx = vec![0f32; g.n * ckk];
+        matmul(
+            g.n,
+            ckk,
+            g.o,
+            &mut dx,
+            Mat::rows(gs, g.o),
+            Mat::rows(ws, ckk),
+            false,
+            true,
+        );
+        dx
+    });
+    let mut db = vec![0f32; g.o];
+    for row in gs.chunks(g.o) {
+        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+    (dx, dw, db)
 }
 
 impl Conv2dOps for Flex {
@@ -306,7 +521,8 @@ impl Conv2dOps for Flex {
         }
         let g = Geometry::new(&x.shape(), &weight.shape(), padding);
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-        let out = forward_f32(x.storage(), weight.storage(), bias.storage(), &g);
+        let lowering = g.plan().forward;
+        let out = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, lowering);
         FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow]))
     }
 
@@ -327,22 +543,30 @@ impl Conv2dOps for Flex {
         let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
         let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
             (x.storage(), weight.storage(), grad.storage());
+        let plan = g.plan();
+        let wrap =
+            |data: Vec<f32>, shape: Shape| FlexTensor::from_data(TensorData::new(data, shape));
+        let no_dx = || FlexTensor::from_data(TensorData::new(vec![0f32], [1]));
+        if plan.forward == Lowering::Dense {
+            let (dx, dw, db) = dense_backward(xs, ws, gs, &g, need_x_grad);
+            return (
+                dx.map_or_else(no_dx, |dx| wrap(dx, x_shape)),
+                wrap(dw, w_shape),
+                wrap(db, Shape::from(vec![g.o])),
+            );
+        }
         let per_task = g.images_per_task();
         let tasks = g.n.div_ceil(per_task);
         // ∂L/∂x of a stride-1 convolution is the "full" convolution of ∂L/∂y with the weights
         // flipped in space and transposed in channels (padding KH-1-p): the forward kernel
         // again, one GEMM of depth O·KH·KW per image, where Wᵀ·∂L/∂y then col2im is a GEMM of
-        // depth O and a scatter. Paddings above KH-1 (never seen in practice) take col2im.
-        let via_conv = need_x_grad && g.p[0] < g.kh && g.p[1] < g.kw;
+        // depth O and a scatter. The plan says which (see `Geometry::plan`).
+        let via_conv = need_x_grad && plan.dx_by_flip;
         let dx_conv = via_conv.then(|| {
             let flipped = flip_transpose(ws, &g); // [C, O, KH, KW]
-            let gt = Geometry::new(
-                &Shape::from(vec![g.n, g.o, g.oh, g.ow]),
-                &Shape::from(vec![g.c, g.o, g.kh, g.kw]),
-                [g.kh - 1 - g.p[0], g.kw - 1 - g.p[1]],
-            );
+            let gt = g.flipped();
             debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
-            forward_f32(gs, &flipped, &vec![0f32; g.c], &gt)
+            forward_f32(gs, &flipped, &vec![0f32; g.c], &gt, Lowering::Packed)
         });
         let need_x_grad = need_x_grad && !via_conv;
         let mut dx = if need_x_grad {
@@ -434,17 +658,13 @@ impl Conv2dOps for Flex {
             db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
         }
         let dx = if let Some(dx) = dx_conv {
-            FlexTensor::from_data(TensorData::new(dx, x_shape))
+            wrap(dx, x_shape)
         } else if need_x_grad {
-            FlexTensor::from_data(TensorData::new(dx, x_shape))
+            wrap(dx, x_shape)
         } else {
-            FlexTensor::from_data(TensorData::new(vec![0f32], [1]))
+            no_dx()
         };
-        (
-            dx,
-            FlexTensor::from_data(TensorData::new(dw, w_shape)),
-            FlexTensor::from_data(TensorData::new(db, [g.o])),
-        )
+        (dx, wrap(dw, w_shape), wrap(db, Shape::from(vec![g.o])))
     }
 }
 

@@ -8,19 +8,15 @@ pub mod conv;
 pub(crate) mod gemm;
 pub mod max_pool;
 pub mod packed_gemm;
+pub mod select;
 
 pub use batch_norm::batch_norm_layer;
 pub use conv::{conv2d_layer, conv2d_s1};
 pub use max_pool::max_pool2x2;
-
-use std::sync::OnceLock;
-
-/// Whether the environment variable `DEEPNET_REFERENCE_OPS=1` asks for burn's own operations
-/// instead of deepnet's: the benchmarks use it to measure what each op gains, in one run.
-pub fn reference_ops() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var("DEEPNET_REFERENCE_OPS").is_ok_and(|v| v == "1"))
-}
+pub use select::{
+    conv_path, detected_isa, isa, reference_ops, set_conv_path, set_isa_limit, set_reference_ops,
+    ConvPath, Isa,
+};
 
 /// Whether `device` (or the device an autodiff device wraps) is burn's Flex CPU backend, the
 /// one deepnet's own ops are written for.

@@ -7,7 +7,9 @@
 //! no AVX-512 kernels on stable Rust.
 //!
 //! The convolution (`super::conv`) uses it too: there `B` is the im2col matrix, written straight
-//! into panels by [`PackedB::set_row`].
+//! into panels by [`PackedB::set_row`]. On AVX-512 CPUs the large products of
+//! `super::gemm::matmul` (the recurrent kernel's input projection and weight gradients) run
+//! here as well, split over threads by `matmul_threads`.
 
 thread_local! {
     /// Each thread's buffer for packed tiles of A, kept between calls (a fresh large buffer per
@@ -159,24 +161,85 @@ pub fn gemm_packed_strided(
     gemm_portable(m, a, strides, b, c, ldc, accumulate);
 }
 
-/// Whether the CPU has AVX2 and FMA (checked once).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn avx2() -> bool {
-    use std::sync::OnceLock;
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+/// `C[m × n] (+)= A · B` on the packed kernel, split over rayon's threads, for the large
+/// products of the recurrent kernel's backward and input projection. `A[i, kk] =
+/// a[i·sa[0] + kk·sa[1]]`, `B[kk, j] = b[kk·sb[0] + j·sb[1]]`, `C` row-major with row stride
+/// `n`.
+///
+/// A tall product (`m ≥ 2k`, as `X · W_ihᵀ` with `T·B` rows) packs `B` once
+/// and splits the rows of C. A deep one (the weight gradients `dXPᵀ · X`, `dHPᵀ · H_prev`: a
+/// sum over `T·B` rows) splits the depth instead: each thread packs and multiplies its own
+/// share of `B`'s rows, so no thread streams all of a packed `B` that does not fit its cache,
+/// and the partial products are added at the end.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_threads(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    sa: [usize; 2],
+    b: &[f32],
+    sb: [usize; 2],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    use rayon::prelude::*;
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    // Rows `k0 .. k0 + kc` of B, packed: row by row when B is row-major (contiguous copies),
+    // element by element otherwise.
+    let pack_rows = |k0: usize, kc: usize| {
+        if sb[1] == 1 {
+            PackedB::from_rows(&b[k0 * sb[0]..], kc, n, sb[0])
+        } else {
+            PackedB::pack(kc, n, move |kk, j| b[(k0 + kk) * sb[0] + j * sb[1]])
+        }
+    };
+    if m >= 2 * k {
+        let packed = pack_rows(0, k);
+        let rows = m.div_ceil(threads);
+        c[..m * n]
+            .par_chunks_mut(rows * n)
+            .enumerate()
+            .for_each(|(t, c)| {
+                let i0 = t * rows;
+                gemm_packed_strided(c.len() / n, &a[i0 * sa[0]..], sa, &packed, c, n, accumulate);
+            });
+        return;
+    }
+    // Depth split: chunk 0 goes straight into C, the others into buffers of their own.
+    let depth = k.div_ceil(threads);
+    let chunks = k.div_ceil(depth);
+    let mut partials: Vec<Vec<f32>> = (1..chunks).map(|_| vec![0f32; m * n]).collect();
+    let mut outs: Vec<(&mut [f32], bool)> = vec![(&mut c[..m * n], accumulate)];
+    outs.extend(partials.iter_mut().map(|p| (p.as_mut_slice(), false)));
+    outs.into_par_iter()
+        .enumerate()
+        .for_each(|(t, (out, acc))| {
+            let k0 = t * depth;
+            let kc = depth.min(k - k0);
+            let packed = pack_rows(k0, kc);
+            gemm_packed_strided(m, &a[k0 * sa[1]..], sa, &packed, out, n, acc);
+        });
+    for p in partials {
+        c[..m * n].iter_mut().zip(p).for_each(|(x, y)| *x += y);
+    }
 }
 
-/// Whether the CPU has AVX-512F (checked once); `DEEPNET_NO_AVX512=1` turns it off, to
-/// compare.
+/// Whether the kernels may use AVX2 and FMA now (the CPU has them, and
+/// [`super::set_isa_limit`] allows them).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx2() -> bool {
+    super::isa() >= super::Isa::Avx2
+}
+
+/// Whether the kernels may use AVX-512F now (the CPU has it, and neither
+/// [`super::set_isa_limit`] nor `DEEPNET_NO_AVX512=1` turned it off).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn avx512() -> bool {
-    use std::sync::OnceLock;
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        is_x86_feature_detected!("avx512f")
-            && !std::env::var("DEEPNET_NO_AVX512").is_ok_and(|v| v == "1")
-    })
+    super::isa() >= super::Isa::Avx512
 }
 
 /// Rows per AVX-512 micro-tile.
@@ -440,13 +503,14 @@ mod tests {
         let mut v: Vec<(&'static str, Impl)> = vec![("portable", gemm_portable)];
         #[cfg(target_arch = "x86_64")]
         {
-            if avx2() {
+            // The CPU's own features, whatever limit another test set meanwhile.
+            if crate::ops::detected_isa() >= crate::ops::Isa::Avx2 {
                 // SAFETY (of the calls): only listed when the CPU has the features.
                 v.push(("avx2", |m, a, st, b, c, ldc, acc| unsafe {
                     gemm_avx2(m, a, st, b, c, ldc, acc)
                 }));
             }
-            if is_x86_feature_detected!("avx512f") {
+            if crate::ops::detected_isa() >= crate::ops::Isa::Avx512 {
                 v.push(("avx512", |m, a, st, b, c, ldc, acc| unsafe {
                     gemm_avx512(m, a, st, b, c, ldc, acc)
                 }));
@@ -512,6 +576,51 @@ mod tests {
                     .map(|((x, y), z)| (x - (y - z)).abs())
                     .fold(0f32, f32::max);
                 assert!(worst < 1e-4, "{what} (rows, Aᵀ): {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn threaded_product_matches_a_naive_one() {
+        // Row split (m ≥ 2k) and depth split, overwriting and accumulating, on 1 to 3 threads.
+        for (m, n, k) in [(300, 37, 20), (50, 37, 301), (13, 70, 1000)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.1)
+                .collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| (i % 3) as f32).collect();
+            // A given transposed (a[kk·m + i]), B row-major.
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            let mut want = vec![0f32; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] = (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum();
+                }
+            }
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a rayon pool");
+                // B row-major (packed row by row) and B given transposed (element by element).
+                let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                for (accumulate, b, sb) in
+                    [(false, &b, [n, 1]), (true, &b, [n, 1]), (true, &bt, [1, k])]
+                {
+                    let mut c = c0.clone();
+                    pool.install(|| {
+                        matmul_threads(m, n, k, &at, [1, m], b, sb, &mut c, accumulate)
+                    });
+                    let worst = c
+                        .iter()
+                        .zip(&want)
+                        .zip(&c0)
+                        .map(|((x, y), z)| (x - y - if accumulate { *z } else { 0.0 }).abs())
+                        .fold(0f32, f32::max);
+                    assert!(worst < 1e-3, "{m}x{n}x{k}, {threads} threads: {worst}");
+                }
             }
         }
     }

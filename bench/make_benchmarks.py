@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Regenerates the measured tables of BENCHMARKS.md from bench/results/*.json.
+
+BENCHMARKS.md marks each generated table with `<!-- results: NAME -->` ... `<!-- /results -->`;
+this script replaces what lies between with a table built from the newest results file of
+benchmark NAME (or, with `<!-- results: NAME FILE -->`, from that file), headed by the file's
+name, date, command and CPU. Prose outside the markers is written by hand and left alone.
+
+Usage: python3 bench/make_benchmarks.py [--check]   (--check: exit 1 if the file would change)
+"""
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOC = os.path.join(ROOT, "BENCHMARKS.md")
+BLOCK = re.compile(r"(<!-- results: (\S+)(?: (\S+))? -->\n)(.*?)(<!-- /results -->)", re.S)
+
+
+def newest(name):
+    files = sorted(glob.glob(os.path.join(ROOT, "bench", "results", f"{name}-*.json")))
+    if not files:
+        sys.exit(f"no bench/results/{name}-*.json")
+    return files[-1]
+
+
+def header(r, path):
+    m = r["machine"]
+    isa = "AVX-512" if m.get("avx512f") else ("AVX2" if m.get("avx2") else "no AVX2")
+    return (f"Source: `{os.path.relpath(path, ROOT)}` — `{r['command']}`, {r['date'][:10]}, "
+            f"commit {r.get('commit')}; CPU: {m['cpu_model']} (family {m.get('family')} model "
+            f"{m.get('model')}, {isa}), {m.get('cpus')} cores. Ratios: median of per-round ratios.\n\n")
+
+
+def rounds(v):
+    return ", ".join(f"{x:.2f}" for x in v)
+
+
+def lenet5_train(r):
+    s = r["summary"]
+    names = list(s["images_per_second_median"])
+    label = {"deepnet": "deepnet", "deepnet_burn_ops": "deepnet, burn's ops only",
+             "pytorch": "PyTorch", "baseline": f"deepnet binary `{os.path.basename(r['config'].get('baseline_bin') or '')}`"}
+    out = "| | " + " | ".join(label.get(n, n) for n in names) + " |\n"
+    out += "|---" * (len(names) + 1) + "|\n"
+    out += "| training throughput, img/s (median) | " + " | ".join(
+        f"{s['images_per_second_median'][n]:.0f}" for n in names) + " |\n"
+    out += "| seconds per epoch (median) | " + " | ".join(
+        f"{s['seconds_median'][n]:.1f}" for n in names) + " |\n"
+    out += "| speed vs PyTorch (per round) | " + " | ".join(
+        "" if n == "pytorch" else
+        f"**{s['ratio_vs_pytorch'][n]['median']:.2f}x** ({rounds(s['ratio_vs_pytorch'][n]['per_round'])})"
+        for n in names) + " |\n"
+    out += "| peak memory, max RSS MB (median) | " + " | ".join(
+        f"{s['max_rss_mb_median'][n]:.0f}" for n in names) + " |\n"
+    b = s["deepnet_vs_burn_ops"]
+    out += (f"\ndeepnet's own ops against burn's, same rounds: **{b['median']:.2f}x** "
+            f"({rounds(b['per_round'])}).\n")
+    return out
+
+
+def cnn_bench(r):
+    out = ("| workload | deepnet | PyTorch | ONNX Runtime | deepnet images/s | speed vs PyTorch (per round) "
+           "| speed vs ONNX Runtime (per round) |\n|---|---|---|---|---|---|---|\n")
+    for key, s in r["summary"].items():
+        model, mode, batch = key.split()
+        b = int(batch[1:])
+        ms = s["ms_median"]
+        what = f"{model} {'inference 224x224' if mode == 'infer' else 'training step 1x28x28'}, batch {b}"
+        ort = f"{ms['onnxruntime']:.1f} ms" if "onnxruntime" in ms else "–"
+        vt = s["speed_vs_pytorch"]
+        vo = s.get("speed_vs_onnxruntime")
+        out += (f"| {what} | {ms['deepnet']:.1f} ms | {ms['pytorch']:.1f} ms | {ort} | "
+                f"{b * 1000 / ms['deepnet']:.1f} | **{vt['median']:.2f}x** ({rounds(vt['per_round'])}) | "
+                + (f"**{vo['median']:.2f}x** ({rounds(vo['per_round'])})" if vo else "–") + " |\n")
+    return out
+
+
+def rnn_train(r):
+    out = ("| layer | hidden | deepnet | PyTorch | burn built-in | speed vs PyTorch (per round) "
+           "| speed vs burn |\n|---|---|---|---|---|---|---|\n")
+    for key, s in r["summary"].items():
+        cell, hidden = key.split()
+        ms = s["ms_median"]
+        vt, vb = s["speed_vs_pytorch"], s["speed_vs_burn"]
+        out += (f"| {cell.upper()} | {hidden[1:]} | {ms['deepnet']:.1f} ms | {ms['pytorch']:.1f} ms | "
+                f"{ms['burn']:.1f} ms | **{vt['median']:.2f}x** ({rounds(vt['per_round'])}) | "
+                f"{vb['median']:.2f}x |\n")
+    return out
+
+
+def speed_gate(r):
+    out = ("| configuration | workload | burn's ops / deepnet's | gate minimum | per pair |\n"
+           "|---|---|---|---|---|\n")
+    for row in r["rounds"]:
+        out += (f"| {row['config']} | {row['workload']} | **{row['median_ratio']:.2f}x** | "
+                f"{row['min_ratio']:.2f}x ({'pass' if row['passes'] else 'fails'}) | "
+                f"{rounds(row['ratios'])} |\n")
+    return out
+
+
+def conv_paths(r):
+    paths = ["packed", "gemm", "auto", "burn"]
+    out = ("| convolution (ms, median) | packed | gemm | auto (by shape) | burn's conv |\n"
+           "|---|---|---|---|---|\n")
+    for row in r["rounds"]:
+        best = min(row[p] for p in paths[:3])
+        out += f"| {row['shape']} | " + " | ".join(
+            f"**{row[p]:.2f}**" if row[p] == best else f"{row[p]:.2f}" for p in paths) + " |\n"
+    return out
+
+
+TABLES = {"conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
+          "speed_gate": speed_gate}
+
+
+def render(match):
+    name, file = match.group(2), match.group(3)
+    path = os.path.join(ROOT, file) if file else newest(name)
+    with open(path) as f:
+        r = json.load(f)
+    return match.group(1) + header(r, path) + TABLES[name](r) + match.group(5)
+
+
+def main():
+    with open(DOC) as f:
+        old = f.read()
+    new = BLOCK.sub(render, old)
+    if "--check" in sys.argv:
+        sys.exit(0 if new == old else "BENCHMARKS.md is not up to date with bench/results")
+    with open(DOC, "w") as f:
+        f.write(new)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+//! Times one stride-1 convolution, forward and backward, on each lowering of `deepnet::ops`
+//! (`packed`, `gemm`, `auto`: the choice by shape) and on burn's own conv (`burn`), for the
+//! convolutions of LeNet-5, ResNet-20 and ResNet-18. Rounds interleave the paths in one
+//! process; prints one JSON line per shape with the median milliseconds of each path.
+//!
+//! cargo run --release --example conv_paths -- [ROUNDS] [FILTER]
+//! (FILTER keeps the shapes whose name contains it, e.g. `lenet`).
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use deepnet::ops::{conv2d_s1, set_conv_path, set_reference_ops, ConvPath};
+
+/// `(name, x [N, C, H, W], weight [O, C, K, K], padding, input needs a gradient, train)`.
+type Shape = (&'static str, [usize; 4], [usize; 4], usize, bool, bool);
+
+const SHAPES: &[Shape] = &[
+    ("lenet.conv1", [64, 1, 28, 28], [6, 1, 5, 5], 2, false, true),
+    ("lenet.conv2", [64, 6, 14, 14], [16, 6, 5, 5], 0, true, true),
+    (
+        "lenet.conv3",
+        [64, 16, 5, 5],
+        [120, 16, 5, 5],
+        0,
+        true,
+        true,
+    ),
+    (
+        "resnet20.conv1",
+        [128, 1, 28, 28],
+        [16, 1, 3, 3],
+        1,
+        false,
+        true,
+    ),
+    (
+        "resnet20.stage1",
+        [128, 16, 28, 28],
+        [16, 16, 3, 3],
+        1,
+        true,
+        true,
+    ),
+    (
+        "resnet20.stage2",
+        [128, 32, 14, 14],
+        [32, 32, 3, 3],
+        1,
+        true,
+        true,
+    ),
+    (
+        "resnet20.stage3",
+        [128, 64, 7, 7],
+        [64, 64, 3, 3],
+        1,
+        true,
+        true,
+    ),
+    (
+        "resnet18.layer1.b1",
+        [1, 64, 56, 56],
+        [64, 64, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer4.b1",
+        [1, 512, 7, 7],
+        [512, 512, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer1.b16",
+        [16, 64, 56, 56],
+        [64, 64, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer3.b16",
+        [16, 256, 14, 14],
+        [256, 256, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer4.b16",
+        [16, 512, 7, 7],
+        [512, 512, 3, 3],
+        1,
+        false,
+        false,
+    ),
+];
+
+const PATHS: [&str; 4] = ["packed", "gemm", "auto", "burn"];
+
+fn select(path: &str) {
+    set_reference_ops(path == "burn");
+    set_conv_path(match path {
+        "packed" => ConvPath::Packed,
+        "gemm" => ConvPath::Gemm,
+        _ => ConvPath::Auto,
+    });
+}
+
+/// Median milliseconds of `reps` runs of the convolution (forward, and backward when training).
+fn time(shape: &Shape, reps: usize) -> f64 {
+    let &(_, xs, ws, p, need_x, train) = shape;
+    let device = if train {
+        Device::flex().autodiff()
+    } else {
+        Device::flex()
+    };
+    let mut x = Tensor::<4>::random(xs, Distribution::Default, &device);
+    let mut w = Tensor::<4>::random(ws, Distribution::Default, &device);
+    let mut b = Tensor::<1>::random([ws[0]], Distribution::Default, &device);
+    if train {
+        w = w.require_grad();
+        b = b.require_grad();
+        if need_x {
+            x = x.require_grad();
+        }
+    }
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let start = Instant::now();
+        let y = conv2d_s1(x.clone(), w.clone(), b.clone(), [p, p]);
+        if train {
+            let grads = y.sum().backward();
+            let _ = w.grad(&grads).map(|g| g.into_data());
+        } else {
+            let _ = y.into_data();
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    deepnet::ops::tune_allocator();
+    let args: Vec<String> = std::env::args().collect();
+    let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let filter = args.get(2).cloned().unwrap_or_default();
+    for shape in SHAPES.iter().filter(|s| s.0.contains(&filter)) {
+        let reps = if shape.1[0] * shape.2[0] * shape.1[2] * shape.1[3] > 2_000_000 {
+            3
+        } else {
+            9
+        };
+        let mut ms = vec![Vec::new(); PATHS.len()];
+        for path in PATHS {
+            select(path);
+            time(shape, 1); // warm-up
+        }
+        for r in 0..rounds {
+            for k in 0..PATHS.len() {
+                // Alternate the order between rounds.
+                let k = if r % 2 == 0 { k } else { PATHS.len() - 1 - k };
+                select(PATHS[k]);
+                ms[k].push(time(shape, reps));
+            }
+        }
+        let fields: Vec<String> = PATHS
+            .iter()
+            .zip(ms.iter_mut())
+            .map(|(p, v)| format!("\"{p}\": {:.3}", median(v)))
+            .collect();
+        println!("{{\"shape\": \"{}\", {}}}", shape.0, fields.join(", "));
+    }
+    select("auto");
+}

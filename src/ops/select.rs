@@ -1,0 +1,172 @@
+//! Which implementation deepnet's ops run, settable from code.
+//!
+//! Three switches, each read on every call (a relaxed atomic load) so that a test or a
+//! benchmark can flip them in one process: the speed gate (`tests/speed_gate.rs`) times
+//! deepnet's ops against burn's in interleaved pairs, and the kernel tests run every code path
+//! the CPU supports. The environment variables `DEEPNET_REFERENCE_OPS=1` and
+//! `DEEPNET_NO_AVX512=1` still give the initial values, so the bench scripts and the `deepnet`
+//! binary can be switched from outside.
+//!
+//! - [`set_reference_ops`]: burn's own operations instead of deepnet's;
+//! - [`set_isa_limit`]: the widest instruction set the kernels may use (to run the AVX2 or the
+//!   portable kernels on an AVX-512 CPU);
+//! - [`set_conv_path`]: the convolution's lowering, chosen by shape unless forced.
+//!
+//! The switches are process-wide: code that flips them while other threads run ops changes
+//! which kernels those ops use, never their results beyond rounding.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A boolean switch whose first value comes from an environment variable (`1` means on).
+struct EnvSwitch {
+    /// 0: not read yet, 1: off, 2: on.
+    state: AtomicU8,
+    var: &'static str,
+}
+
+impl EnvSwitch {
+    const fn new(var: &'static str) -> Self {
+        EnvSwitch {
+            state: AtomicU8::new(0),
+            var,
+        }
+    }
+
+    fn get(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                let on = std::env::var(self.var).is_ok_and(|v| v == "1");
+                // A concurrent set() wins over the environment.
+                let _ = self.state.compare_exchange(
+                    0,
+                    if on { 2 } else { 1 },
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                self.state.load(Ordering::Relaxed) == 2
+            }
+        }
+    }
+
+    fn set(&self, on: bool) {
+        self.state.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+    }
+}
+
+static REFERENCE_OPS: EnvSwitch = EnvSwitch::new("DEEPNET_REFERENCE_OPS");
+static NO_AVX512: EnvSwitch = EnvSwitch::new("DEEPNET_NO_AVX512");
+
+/// Whether burn's own operations run instead of deepnet's (`DEEPNET_REFERENCE_OPS=1` at start,
+/// or [`set_reference_ops`]): the benchmarks and the speed gate use it to measure what each op
+/// gains, in one run.
+pub fn reference_ops() -> bool {
+    REFERENCE_OPS.get()
+}
+
+/// Switches between burn's own operations (`true`) and deepnet's (`false`) for every op called
+/// from now on, in every thread.
+pub fn set_reference_ops(on: bool) {
+    REFERENCE_OPS.set(on);
+}
+
+/// The instruction sets deepnet's kernels are written for, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust loops (any CPU).
+    Portable,
+    /// x86-64 AVX2 and FMA.
+    Avx2,
+    /// x86-64 AVX-512F.
+    Avx512,
+}
+
+/// The widest instruction set this CPU supports (checked once).
+pub fn detected_isa() -> Isa {
+    use std::sync::OnceLock;
+    static DETECTED: OnceLock<Isa> = OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    })
+}
+
+/// 0: no limit set (the environment decides), else `Isa as u8 + 1`.
+static ISA_LIMIT: AtomicU8 = AtomicU8::new(0);
+
+/// Caps the instruction set of deepnet's kernels at `limit` (they never use more than the CPU
+/// has): `Isa::Avx2` runs the AVX2 kernels on an AVX-512 CPU, `Isa::Portable` the plain loops.
+/// `DEEPNET_NO_AVX512=1` sets `Isa::Avx2` at start.
+pub fn set_isa_limit(limit: Isa) {
+    ISA_LIMIT.store(limit as u8 + 1, Ordering::Relaxed);
+}
+
+/// The instruction set deepnet's kernels use now: the CPU's, capped by [`set_isa_limit`].
+pub fn isa() -> Isa {
+    let limit = match ISA_LIMIT.load(Ordering::Relaxed) {
+        1 => Isa::Portable,
+        2 => Isa::Avx2,
+        3 => Isa::Avx512,
+        _ if NO_AVX512.get() => Isa::Avx2,
+        _ => Isa::Avx512,
+    };
+    detected_isa().min(limit)
+}
+
+/// How a stride-1 convolution (`super::conv`) is lowered to matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPath {
+    /// Chosen by shape, per convolution (the default): see `super::conv`'s module docs.
+    Auto,
+    /// The packed micro-kernel for the forward, and the input gradient as the convolution of
+    /// `∂L/∂y` with the flipped weights (where the padding allows): what every convolution ran
+    /// before the choice by shape. Slow for LeNet-5's small convolutions; kept to compare, and
+    /// for the speed gate's self-test.
+    Packed,
+    /// im2col and the `gemm` crate, image by image, the input gradient as `Wᵀ·∂L/∂y` then
+    /// col2im.
+    Gemm,
+}
+
+/// 0: Auto, 1: Packed, 2: Gemm.
+static CONV_PATH: AtomicU8 = AtomicU8::new(0);
+
+/// Forces the convolution's lowering for every convolution from now on (`ConvPath::Auto`
+/// goes back to the choice by shape).
+pub fn set_conv_path(path: ConvPath) {
+    CONV_PATH.store(path as u8, Ordering::Relaxed);
+}
+
+/// The convolution lowering in force (see [`set_conv_path`]).
+pub fn conv_path() -> ConvPath {
+    match CONV_PATH.load(Ordering::Relaxed) {
+        1 => ConvPath::Packed,
+        2 => ConvPath::Gemm,
+        _ => ConvPath::Auto,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isa_never_exceeds_the_cpu_or_the_limit() {
+        // Only this test touches the ISA limit in the library's unit tests.
+        for limit in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+            set_isa_limit(limit);
+            assert!(isa() <= limit && isa() <= detected_isa());
+        }
+        set_isa_limit(Isa::Avx512);
+        assert_eq!(isa(), detected_isa());
+    }
+}
