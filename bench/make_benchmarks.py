@@ -112,7 +112,17 @@ def conv_paths(r):
     return out
 
 
-TABLES = {"conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
+def loop_speed(r):
+    out = ("| workload | earlier loop (images/s) | task-general loop (images/s) | new / old, median (per round) |\n"
+           "|---|---|---|---|\n")
+    for name, w in r["summary"].items():
+        per = [x["ratio"] for x in r["rounds"] if x["workload"] == name]
+        out += (f"| {name} `{' '.join(w['args'])}` | {w['median_base']:.0f} | {w['median_current']:.0f} | "
+                f"**{w['median_ratio']:.3f}** ({rounds(per)}) |\n")
+    return out
+
+
+TABLES = {"loop_speed": loop_speed, "conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
           "speed_gate": speed_gate}
 
 
