@@ -421,3 +421,51 @@ fn googlenet_without_auxiliary_heads_loads() {
         "transform_input changes the logits ({moved})"
     );
 }
+
+struct TorchKeys;
+
+impl ZooVisitor for TorchKeys {
+    type Output = Vec<(String, Vec<usize>, String)>;
+    /// What `deepnet export` writes for this model: keys, shapes, dtypes.
+    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> Self::Output {
+        let dict =
+            deepnet::weights::torchvision::export_state_dict(&model, &|p| model.torch_key(p));
+        deepnet::tasks::classification::torch_state(&dict)
+            .into_iter()
+            .map(|t| {
+                let dtype = match t.values {
+                    deepnet::io::pth::PthValues::F32(_) => "float32",
+                    deepnet::io::pth::PthValues::I64(_) => "int64",
+                };
+                (t.name, t.shape, dtype.to_string())
+            })
+            .collect()
+    }
+}
+
+/// The export has exactly torchvision's state-dict keys, shapes and dtypes (what
+/// `load_state_dict(strict=True)` demands), checked against the list
+/// scripts/make_torchvision_keys.py wrote from torchvision itself.
+#[test]
+fn export_has_torchvision_keys_shapes_and_dtypes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/vision/torchvision_keys.json");
+    let want: std::collections::BTreeMap<String, Vec<(String, Vec<usize>, String)>> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (name, keys) in want {
+        let options = deepnet::vision::ModelOptions {
+            no_aux: true,
+            ..Default::default()
+        };
+        let mut got =
+            deepnet::vision::visit_model_with(&name, 1000, options, &Device::flex(), TorchKeys)
+                .unwrap();
+        let mut keys = keys;
+        got.sort();
+        keys.sort();
+        assert_eq!(got.len(), keys.len(), "{name}");
+        for (g, w) in got.iter().zip(&keys) {
+            assert_eq!(g, w, "{name}");
+        }
+    }
+}
