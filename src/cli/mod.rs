@@ -79,7 +79,11 @@ pub fn run() -> std::process::ExitCode {
 /// knows no command line, the user knows only that.
 fn in_flag_terms(subcommand: &str, e: &deepnet::Error) -> String {
     if let deepnet::Error::InvalidArgument { what, reason } = e {
-        let long = what.replace('_', "-");
+        // Settings whose flag is not their name.
+        let long = match what.as_str() {
+            "run directory" => "out".to_string(),
+            other => other.replace('_', "-"),
+        };
         let cmd = Cli::command();
         let has_flag = cmd.find_subcommand(subcommand).is_some_and(|c| {
             c.get_arguments()
