@@ -64,19 +64,6 @@ fn assert_ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// The checkpoint's tensors as raw bytes, by name.
-fn weights(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(k, v)| (k, v.data().to_vec()))
-        .collect();
-    out.sort();
-    out
-}
-
 /// `(epoch, train metrics, validation metrics)` of every line of `metrics.jsonl`.
 fn records(dir: &Path) -> Vec<(u64, String, String)> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
@@ -125,7 +112,7 @@ fn killed_runs_resume_to_the_same_weights() {
     let tmp = tempfile::tempdir().unwrap();
     let reference = tmp.path().join("reference");
     assert_ok(&train(&reference, None));
-    let want_weights = weights(&reference);
+    let want_weights = common::checkpoint_tensors(&reference);
     let want_records = records(&reference);
     assert_eq!(want_records.len(), 2);
 
@@ -160,7 +147,7 @@ fn killed_runs_resume_to_the_same_weights() {
         }
         assert_ok(&go_on(&dir, None));
         assert!(
-            weights(&dir) == want_weights,
+            common::checkpoint_tensors(&dir) == want_weights,
             "scenario {kills:?}: weights differ"
         );
         assert_eq!(records(&dir), want_records, "scenario {kills:?}");

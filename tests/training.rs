@@ -76,20 +76,6 @@ fn loss(r: &EpochRecord) -> f64 {
     r.train.get("loss").unwrap()
 }
 
-/// The tensors of the checkpoint in `dir`, name by name, as raw bytes (the metadata, which
-/// holds timings, left out).
-fn weights_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(k, v)| (k, v.data().to_vec()))
-        .collect();
-    out.sort();
-    out
-}
-
 /// Logits of the checkpoint in `dir` on the first 64 test images.
 fn logits_of(dir: &Path) -> Vec<f32> {
     let device = Device::flex();
@@ -194,7 +180,7 @@ fn lenet5_learns_checkpoints_and_resumes_exactly() {
     let resumed = resume_run(&split, None, Some("lenet5"), &Device::flex(), &mut Silent).unwrap();
     assert_eq!(resumed.history.len(), 3);
     assert!(
-        weights_of(&full) == weights_of(&split),
+        common::checkpoint_tensors(&full) == common::checkpoint_tensors(&split),
         "the resumed run must end with the same weights, bit for bit"
     );
     assert_eq!(logits_of(&full), logits_of(&split));
@@ -321,7 +307,7 @@ fn dropout_model_resumed_mid_epoch_is_bit_identical() {
     let done = resume_run(&split, None, None, &Device::flex(), &mut Silent).unwrap();
 
     assert!(
-        weights_of(&full) == weights_of(&split),
+        common::checkpoint_tensors(&full) == common::checkpoint_tensors(&split),
         "the resumed run must end with the same weights, bit for bit"
     );
     for (a, b) in straight.history.iter().zip(&done.history) {

@@ -24,3 +24,17 @@ pub fn raw_copy_of_fixture() -> tempfile::TempDir {
     }
     dir
 }
+
+/// The tensors of the checkpoint in the run directory `dir`, name by name, as raw bytes (the
+/// metadata, which holds timings, left out): what "the same weights, bit for bit" compares.
+pub fn checkpoint_tensors(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).expect("checkpoint readable");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("a safetensors file");
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, v.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}
