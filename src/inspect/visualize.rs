@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::plot::grid;
-use crate::tasks::classification::RunConfig;
-use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
+use crate::tasks::classification::{load_meta, RunConfig};
+use crate::train::checkpoint::load_weights;
 use crate::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
 
 /// The first 4-D parameter of `model` in field order: the first convolution's weights
@@ -78,9 +78,8 @@ fn default_out_dir(path: &Path) -> PathBuf {
 
 /// The checkpoint file at `path` (a run directory or the file) and its run's configuration.
 fn load_run(path: &Path) -> Result<(PathBuf, RunConfig)> {
-    let file = resolve_checkpoint(path)?;
-    let meta = read_checkpoint_meta(&file)?;
-    Ok((file.clone(), RunConfig::from_json(meta.run, &file)?))
+    let loaded = load_meta(path, None)?;
+    Ok((loaded.path, loaded.run))
 }
 
 struct FiltersVisitor<'a> {

@@ -523,7 +523,7 @@ fn count_mnist(dir: &Path, classes: &[usize]) -> Result<usize> {
 }
 
 /// The run's [`ImageData`] for `req`, with every default resolved, checked against `spec`.
-fn resolve_data(req: &DataRequest, spec: &ModelSpec, seed: u64) -> Result<ImageData> {
+fn resolve_data(req: &DataRequest, spec: &ModelSpec) -> Result<ImageData> {
     match req {
         DataRequest::Mnist {
             dir,
@@ -558,7 +558,6 @@ fn resolve_data(req: &DataRequest, spec: &ModelSpec, seed: u64) -> Result<ImageD
                     default_val_size(n)
                 }
             };
-            let _ = seed;
             Ok(ImageData::Mnist(MnistData {
                 dir: dir.display().to_string(),
                 kind: *dataset,
@@ -799,7 +798,7 @@ pub fn start_run(
         // Checked before the data is read; create_run_dir checks again.
         create_run_dir(&req.out)?;
     }
-    let data = resolve_data(&req.data, spec, req.train.seed)?;
+    let data = resolve_data(&req.data, spec)?;
     let num_classes = data.class_names().len();
     let mut train = req.train.clone();
     let mut model_options = req.model_options;
@@ -878,7 +877,8 @@ pub fn start_run(
             Some(dict)
         }
     };
-    if !train.freeze.is_empty() || !train.lr_groups.is_empty() {
+    if transfer.is_none() && !train.freeze.is_empty() {
+        // Transfer runs checked their patterns above.
         let facts = visit_model_with(
             &req.model,
             num_classes,
@@ -970,12 +970,16 @@ pub fn resume_run(
 }
 
 /// A checkpoint's path and what its metadata says, as a classification run.
-struct Loaded {
-    run: RunConfig,
-    path: PathBuf,
+pub struct Loaded {
+    /// The run's configuration.
+    pub run: RunConfig,
+    /// The checkpoint file.
+    pub path: PathBuf,
 }
 
-fn load_meta(path: &Path, model: Option<&str>) -> Result<Loaded> {
+/// The checkpoint at `path` (a run directory or the file) and its run's configuration;
+/// `model`, when given, must be the run's model.
+pub fn load_meta(path: &Path, model: Option<&str>) -> Result<Loaded> {
     let file = resolve_checkpoint(path)?;
     let meta = read_checkpoint_meta(&file)?;
     let run = RunConfig::from_json(meta.run, &file)?;
