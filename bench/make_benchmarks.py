@@ -122,7 +122,28 @@ def loop_speed(r):
     return out
 
 
-TABLES = {"loop_speed": loop_speed, "conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
+def gpu_bench(r):
+    sides = r["config"]["sides"]
+    gpus = [s.removeprefix("deepnet-") for s in sides if s.startswith("deepnet-") and s != "deepnet-cpu"]
+    out = (f"GPU: {r.get('gpu')}; PyTorch: {r['config'].get('pytorch')}. Milliseconds per batch (median); "
+           "ratios above 1: deepnet faster.\n\n"
+           "| workload | batch | " + " | ".join(sides) + " | "
+           + " | ".join(f"{g} vs PyTorch CUDA (per round)" for g in gpus) + " | "
+           + " | ".join(f"{g} over deepnet CPU" for g in gpus) + " |\n"
+           "|---|---|" + "---|" * (len(sides) + 2 * len(gpus)) + "\n")
+    for key, e in r["summary"].items():
+        model, mode, batch = key.split()
+        ms = " | ".join("–" if e["ms_median"].get(s) is None else f"{e['ms_median'][s]:.2f}" for s in sides)
+        vs = " | ".join(f"**{e[f'{g}_vs_pytorch_cuda']['median']:.2f}x** ({rounds(e[f'{g}_vs_pytorch_cuda']['per_round'])})"
+                        if f"{g}_vs_pytorch_cuda" in e else "–" for g in gpus)
+        cpu = " | ".join(f"{e[f'{g}_speedup_over_cpu']['median']:.1f}x" if f"{g}_speedup_over_cpu" in e else "–"
+                         for g in gpus)
+        what = f"{model} {'inference' if mode == 'infer' else 'training step'}"
+        out += f"| {what} | {batch[1:]} | {ms} | {vs} | {cpu} |\n"
+    return out
+
+
+TABLES = {"gpu_bench": gpu_bench, "loop_speed": loop_speed, "conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
           "speed_gate": speed_gate}
 
 

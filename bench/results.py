@@ -51,6 +51,9 @@ def machine():
 
 
 def commit():
+    # A copy without .git (a GPU machine's) names its commit through DEEPNET_COMMIT.
+    if os.environ.get("DEEPNET_COMMIT"):
+        return os.environ["DEEPNET_COMMIT"]
     try:
         rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, check=True).stdout.strip()

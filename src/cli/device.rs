@@ -1,18 +1,53 @@
-//! `--device`: which burn backend runs the work.
+//! `--device cpu|wgpu|cuda[:N]`: which burn backend runs the work.
+//!
+//! The GPU backends are cargo features (`wgpu`, `cuda`) so that the default build stays a
+//! pure-Rust CPU build; a device whose feature is missing is an error that says how to get it.
+
+use std::fmt;
+use std::str::FromStr;
 
 use burn::tensor::Device;
-use clap::ValueEnum;
 use deepnet::{Error, Result};
 
-/// A compute device a user can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// A compute device a user can name: `cpu`, `wgpu` or `cuda[:N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceArg {
     /// burn's pure-Rust CPU backend (Flex).
+    #[default]
     Cpu,
-    /// GPU through burn's wgpu backend (Vulkan); needs the `wgpu` cargo feature.
+    /// GPU through burn's wgpu backend (Vulkan, Metal or DX12); needs the `wgpu` cargo feature.
     Wgpu,
-    /// Not available: burn's CUDA backend cannot be built offline (see README); use wgpu.
-    Cuda,
+    /// NVIDIA GPU number N through burn's CUDA backend; needs the `cuda` cargo feature
+    /// (built offline by scripts/cuda_build.sh).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(DeviceArg::Cpu),
+            "wgpu" => Ok(DeviceArg::Wgpu),
+            "cuda" => Ok(DeviceArg::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(index)) => Ok(DeviceArg::Cuda(index)),
+                _ => Err(format!(
+                    "'{s}' is not a device: use cpu, wgpu, cuda or cuda:N"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DeviceArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceArg::Cpu => write!(f, "cpu"),
+            DeviceArg::Wgpu => write!(f, "wgpu"),
+            DeviceArg::Cuda(index) => write!(f, "cuda:{index}"),
+        }
+    }
 }
 
 impl DeviceArg {
@@ -20,17 +55,56 @@ impl DeviceArg {
     pub fn device(self) -> Result<Device> {
         match self {
             DeviceArg::Cpu => Ok(Device::flex()),
-            #[cfg(feature = "wgpu")]
-            DeviceArg::Wgpu => Ok(Device::wgpu(Default::default())),
-            #[cfg(not(feature = "wgpu"))]
-            DeviceArg::Wgpu => Err(Error::invalid(
-                "--device",
-                "this deepnet was built without GPU support; rebuild with `cargo build --release --features wgpu`",
-            )),
-            DeviceArg::Cuda => Err(Error::invalid(
-                "--device",
-                "cuda is not available: burn's CUDA backend downloads an LLVM bundle at build time and cannot be built here; use --device wgpu (built with --features wgpu) for NVIDIA GPUs",
-            )),
+            DeviceArg::Wgpu => wgpu(),
+            DeviceArg::Cuda(index) => cuda(index),
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu() -> Result<Device> {
+    Ok(Device::wgpu(Default::default()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu() -> Result<Device> {
+    Err(Error::invalid(
+        "--device",
+        "this deepnet was built without wgpu; rebuild with `cargo build --release --features wgpu`",
+    ))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(index: usize) -> Result<Device> {
+    Ok(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_index: usize) -> Result<Device> {
+    Err(Error::invalid(
+        "--device",
+        "this deepnet was built without CUDA; build it with scripts/cuda_build.sh (offline LLVM), or use --device wgpu with `--features wgpu`",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse_and_print_back() {
+        for (text, device) in [
+            ("cpu", DeviceArg::Cpu),
+            ("wgpu", DeviceArg::Wgpu),
+            ("cuda:0", DeviceArg::Cuda(0)),
+            ("cuda:3", DeviceArg::Cuda(3)),
+        ] {
+            assert_eq!(text.parse::<DeviceArg>(), Ok(device));
+            assert_eq!(device.to_string(), text);
+        }
+        assert_eq!("cuda".parse::<DeviceArg>(), Ok(DeviceArg::Cuda(0)));
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", "CPU"] {
+            assert!(bad.parse::<DeviceArg>().is_err(), "{bad}");
         }
     }
 }

@@ -20,7 +20,7 @@ pub struct EvalArgs {
     #[arg(long)]
     model: Option<String>,
     /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_name = "cpu|wgpu|cuda[:N]")]
     device: DeviceArg,
 }
 

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use deepnet::recurrent::diagnostics::{gradient_norms, plot_gradient_norms, GradientProbe, Init};
 use deepnet::recurrent::CellKind;
 use deepnet::{Error, Result};
+
+use super::device::DeviceArg;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CellArg {
@@ -65,6 +66,9 @@ pub struct GradientsArgs {
     /// Output directory for gradients.csv, gradients.png and gradients.json.
     #[arg(long, default_value = "gradients")]
     out: PathBuf,
+    /// Compute device.
+    #[arg(long, default_value = "cpu", value_name = "cpu|wgpu|cuda[:N]")]
+    device: DeviceArg,
 }
 
 fn cell_kind(c: CellArg) -> CellKind {
@@ -82,7 +86,7 @@ pub fn run(a: GradientsArgs) -> Result<()> {
         return Err(Error::invalid("--steps", "needs at least 2 steps"));
     }
     let probes = probes(&a)?;
-    let device = Device::flex().autodiff();
+    let device = a.device.device()?.autodiff();
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
     let mut reports = Vec::new();
     let mut curves: Vec<(String, Vec<f64>)> = Vec::new();

@@ -12,6 +12,8 @@ use deepnet::weights::torchvision::load_state_dict;
 use deepnet::weights::StateDict;
 use deepnet::{Error, Result};
 
+use super::device::DeviceArg;
+
 /// Arguments of `deepnet infer`.
 #[derive(Args, Debug)]
 pub struct InferArgs {
@@ -36,12 +38,16 @@ pub struct InferArgs {
     /// GoogLeNet: torchvision's transform_input (its ImageNet weights need it on).
     #[arg(long)]
     transform_input: bool,
+    /// Compute device.
+    #[arg(long, default_value = "cpu", value_name = "cpu|wgpu|cuda[:N]")]
+    device: DeviceArg,
 }
 
 struct Infer {
     dict: StateDict,
     input: NpyArray,
     batch: usize,
+    device: Device,
 }
 
 impl ZooVisitor for Infer {
@@ -53,7 +59,7 @@ impl ZooVisitor for Infer {
             .try_into()
             .map_err(|_| Error::invalid("--input", "expected N×C×H×W"))?;
         let per_image = c * h * w;
-        let device = Device::flex();
+        let device = self.device;
         let mut out = Vec::new();
         let mut classes = 0;
         for start in (0..n).step_by(self.batch.max(1)) {
@@ -123,15 +129,17 @@ pub fn run(a: InferArgs) -> Result<()> {
     let dict = StateDict::read(&a.weights)?;
     let classes = a.num_classes.unwrap_or(spec.classes);
     let options = options_for_dict(&a.model, &dict, a.transform_input);
+    let device = a.device.device()?;
     let logits = visit_model_with(
         &a.model,
         classes,
         options,
-        &Device::flex(),
+        &device,
         Infer {
             dict,
             input,
             batch: a.batch_size,
+            device: device.clone(),
         },
     )??;
     let bytes = encode_npy(&logits);

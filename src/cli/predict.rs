@@ -33,7 +33,7 @@ pub struct PredictArgs {
     #[arg(long)]
     transform_input: bool,
     /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_name = "cpu|wgpu|cuda[:N]")]
     device: DeviceArg,
 }
 

@@ -6,6 +6,8 @@ use deepnet::vision::summary::{totals, trainable_params};
 use deepnet::vision::{summarize, visit_model, ImageClassifier, ModelSpec, ZooVisitor, MODELS};
 use deepnet::{Error, Result};
 
+use super::device::DeviceArg;
+
 /// Arguments of `deepnet summary`.
 #[derive(Args, Debug)]
 pub struct SummaryArgs {
@@ -24,11 +26,15 @@ pub struct SummaryArgs {
     /// globs over parameter paths; `!` excludes): trainable and frozen.
     #[arg(long, value_delimiter = ',', value_name = "GLOB,...")]
     freeze: Vec<String>,
+    /// Compute device of the tracing forward pass.
+    #[arg(long, default_value = "cpu", value_name = "cpu|wgpu|cuda[:N]")]
+    device: DeviceArg,
 }
 
 struct Print {
     input: Option<[usize; 3]>,
     freeze: Vec<String>,
+    device: Device,
 }
 
 impl ZooVisitor for Print {
@@ -37,7 +43,7 @@ impl ZooVisitor for Print {
         let input = self.input.unwrap_or(spec.input);
         let entries = deepnet::weights::paths::param_entries(&model);
         let (trainable, frozen) = deepnet::train::groups::counts_if_frozen(&entries, &self.freeze)?;
-        let layers = summarize(&model, input, &Device::flex());
+        let layers = summarize(&model, input, &self.device);
         println!("{}: {}", spec.name, spec.description);
         println!("input: {}x{}x{}", input[0], input[1], input[2]);
         println!(
@@ -131,13 +137,15 @@ pub fn run(a: SummaryArgs) -> Result<()> {
                     ));
                 }
             }
+            let device = a.device.device()?;
             visit_model(
                 name,
                 classes,
-                &Device::flex(),
+                &device,
                 Print {
                     input,
                     freeze: a.freeze.clone(),
+                    device: device.clone(),
                 },
             )?
         }

@@ -149,7 +149,7 @@ pub struct TrainOptions {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_name = "cpu|wgpu|cuda[:N]")]
     device: DeviceArg,
 }
 

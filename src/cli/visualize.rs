@@ -14,7 +14,12 @@ pub struct VisualizeArgs {
     #[command(subcommand)]
     what: What,
     /// Compute device.
-    #[arg(long, value_enum, default_value = "cpu", global = true)]
+    #[arg(
+        long,
+        default_value = "cpu",
+        value_name = "cpu|wgpu|cuda[:N]",
+        global = true
+    )]
     device: DeviceArg,
 }
 
