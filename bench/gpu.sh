@@ -20,24 +20,35 @@ for f in .gpu/*.xz; do
 done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-# The Vulkan loader, where the image lacks it; NVIDIA's Vulkan driver manifest.
-if ! ldconfig -p | grep -q libvulkan.so.1; then
-    for f in .gpu/gl/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-fi
+# The Vulkan loader and the GL vendor-neutral libraries NVIDIA's Vulkan driver loads
+# (Debian's, unpacked over /), and NVIDIA's Vulkan driver manifest.
+for f in .gpu/gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
 for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
     /etc/vulkan/icd.d/nvidia_icd.json; do
     if [ -e "$icd" ]; then export VK_DRIVER_FILES="$icd"; break; fi
 done
+egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+[ -e "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES="$egl"
 echo "Vulkan driver: ${VK_DRIVER_FILES:-none found}"
 # libdevice for the CUDA backend's exp/tanh.
 for d in /usr/local/cuda /usr/local/cuda-*; do
     if [ -e "$d/nvvm/libdevice/libdevice.10.bc" ]; then export CUDA_PATH="$d"; break; fi
 done
 
+# A first step on each GPU backend; one that cannot start is left out of the benchmark.
 bins=""
-[ -x "$G/cnn_step-wgpu" ] && bins="wgpu=$G/cnn_step-wgpu"
-[ -x "$G/cnn_step-cuda" ] && bins="${bins:+$bins,}cuda=$G/cnn_step-cuda"
+for backend in wgpu cuda; do
+    b="$G/cnn_step-$backend"
+    [ -x "$b" ] || continue
+    if timeout 120 "$b" lenet5 train 64 3 "$backend" 2>/tmp/smoke-$backend.log; then
+        bins="${bins:+$bins,}$backend=$b"
+    else
+        echo "$backend: cannot run, left out:"; grep -v XDG_RUNTIME /tmp/smoke-$backend.log | head -8
+        ls -la "${VK_DRIVER_FILES:-/nonexistent}" 2>&1; ldconfig -p | grep -i "vulkan\|GLX_nvidia\|libcuda" | head
+    fi
+done
+if [ -z "$bins" ]; then echo "no GPU backend runs"; exit 1; fi
 
 if [ -x "$G/wgpu_parity" ]; then
     echo "== tests/wgpu.rs on this GPU"

@@ -3,8 +3,9 @@
 # - cnn_step-wgpu: examples/cnn_step built with `--features wgpu`, stripped;
 # - cnn_step-cuda: the same with `--features cuda`, where scripts/cuda_build.sh can build it;
 # - wgpu_parity: tests/wgpu.rs built with `--features wgpu`, stripped (the CPU-vs-GPU checks);
-# - gl/: the Vulkan loader (Debian's libvulkan1), which a GPU image with only NVIDIA's driver
-#   may lack.
+# - gl/: the Vulkan loader and the GL vendor-neutral libraries (Debian's libvulkan1, libglvnd0,
+#   libegl1, libgl1, libglx0, libgles2, libopengl0), which NVIDIA's Vulkan driver needs and a GPU
+#   image with only the driver may lack.
 # Binaries are xz-compressed (about 94 MB stripped, 18 MB compressed each): under 64 MiB in all.
 # Usage: bench/gpu_prepare.sh
 set -euo pipefail
@@ -33,7 +34,7 @@ if [ "${DEEPNET_GPU_CUDA:-1}" = 1 ]; then
     fi
 fi
 
-(cd .gpu/gl && rm -f ./*.deb && apt-get download libvulkan1 >/dev/null 2>&1)
+(cd .gpu/gl && rm -f ./*.deb && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
 for b in .gpu/cnn_step-wgpu .gpu/cnn_step-cuda .gpu/wgpu_parity; do
     if [ -f "$b" ]; then xz -T2 -6 -f "$b"; fi
 done

@@ -289,10 +289,18 @@ fn weights_that_do_not_fit_name_the_tensor() {
     assert_fails_with(&o, "do not fit this model");
 }
 
+/// A build without the `cuda` feature says how to get it; a device that is not one is refused
+/// by the argument parser.
+#[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_device_explains_itself() {
-    let o = deepnet(&["eval", run_dir().to_str().unwrap(), "--device", "cuda"]);
-    assert_fails_with(&o, "cuda is not available");
+    let o = deepnet(&["eval", run_dir().to_str().unwrap(), "--device", "cuda:1"]);
+    assert_fails_with(
+        &o,
+        "built without CUDA; build it with scripts/cuda_build.sh",
+    );
+    let o = deepnet(&["eval", run_dir().to_str().unwrap(), "--device", "gpu"]);
+    assert_fails_with(&o, "use cpu, wgpu, cuda or cuda:N");
 }
 
 #[test]

@@ -6,9 +6,10 @@
 //! the fused recurrent kernel); on any other device those ops fall back to burn's, so each
 //! comparison here also checks that fallback path against the kernels.
 //!
-//! Built only with `--features wgpu`. Without a GPU, scripts/wgpu_check.sh (which `.ci/run`
-//! calls) installs Mesa's lavapipe, a CPU Vulkan driver, and runs this file; where it cannot,
-//! it says the test was skipped. Here a missing adapter is a failure, never a pass.
+//! Built only with `--features wgpu`. Without a GPU, scripts/test.sh (what `.ci/run` runs)
+//! installs Mesa's lavapipe, a CPU Vulkan driver, so these run; where it cannot, it leaves them
+//! out (`--skip wgpu_`) and says SKIPPED. Here a missing adapter is a failure, never a pass.
+//! bench/gpu.sh runs this file on a real GPU too.
 #![cfg(feature = "wgpu")]
 
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -113,7 +114,7 @@ impl ZooVisitor for TrainSteps {
 }
 
 #[test]
-fn lenet5_training_steps_match_the_cpu() {
+fn wgpu_lenet5_training_steps_match_the_cpu() {
     let cpu = visit_model(
         "lenet5",
         10,
@@ -184,7 +185,7 @@ impl ZooVisitor for Forward {
 
 /// At 64x64 (ResNet-18 takes any side; 224 would cost lavapipe minutes).
 #[test]
-fn resnet18_forward_matches_the_cpu() {
+fn wgpu_resnet18_forward_matches_the_cpu() {
     let forward = |weights, device: Device| Forward {
         weights,
         device,
@@ -223,7 +224,7 @@ fn resnet18_forward_matches_the_cpu() {
 }
 
 #[test]
-fn lstm_forward_matches_the_cpu() {
+fn wgpu_lstm_forward_matches_the_cpu() {
     let config = LstmConfig::new(8, 16)
         .with_num_layers(2)
         .with_bidirectional(true);
