@@ -56,7 +56,7 @@ if [ -x "$G/wgpu_parity" ]; then
 fi
 
 echo "== bench/gpu_bench.py"
-DEEPNET_GPU_BINS="$bins" DEEPNET_BENCH_COMMAND="bench/gpu.sh ${1:-3}" PYTHONUNBUFFERED=1 \
+TORCH_PYTHON="$(command -v python3)" DEEPNET_GPU_BINS="$bins" DEEPNET_BENCH_COMMAND="bench/gpu.sh ${1:-3}" PYTHONUNBUFFERED=1 \
     timeout "${DEEPNET_GPU_BENCH_TIMEOUT:-420}" python3 bench/gpu_bench.py "${1:-3}"
 rc=$?
 if [ -n "${OUT:-}" ]; then cp bench/results/gpu_bench-*.json "$OUT"/ 2>/dev/null; fi
