@@ -128,9 +128,10 @@ def gpu_bench(r):
     out = (f"GPU: {r.get('gpu')}; PyTorch: {r['config'].get('pytorch')}. Milliseconds per batch (median); "
            "ratios above 1: deepnet faster.\n\n"
            "| workload | batch | " + " | ".join(sides) + " | "
+           + " | ".join(f"{g} images/s" for g in gpus) + " | "
            + " | ".join(f"{g} vs PyTorch CUDA (per round)" for g in gpus) + " | "
            + " | ".join(f"{g} over deepnet CPU" for g in gpus) + " |\n"
-           "|---|---|" + "---|" * (len(sides) + 2 * len(gpus)) + "\n")
+           "|---|---|" + "---|" * (len(sides) + 3 * len(gpus)) + "\n")
     for key, e in r["summary"].items():
         model, mode, batch = key.split()
         ms = " | ".join("–" if e["ms_median"].get(s) is None else f"{e['ms_median'][s]:.2f}" for s in sides)
@@ -138,8 +139,10 @@ def gpu_bench(r):
                         if f"{g}_vs_pytorch_cuda" in e else "–" for g in gpus)
         cpu = " | ".join(f"{e[f'{g}_speedup_over_cpu']['median']:.1f}x" if f"{g}_speedup_over_cpu" in e else "–"
                          for g in gpus)
+        ips = " | ".join("–" if e["ms_median"].get(f"deepnet-{g}") is None
+                         else f"{int(batch[1:]) * 1000 / e['ms_median'][f'deepnet-{g}']:.0f}" for g in gpus)
         what = f"{model} {'inference' if mode == 'infer' else 'training step'}"
-        out += f"| {what} | {batch[1:]} | {ms} | {vs} | {cpu} |\n"
+        out += f"| {what} | {batch[1:]} | {ms} | {ips} | {vs} | {cpu} |\n"
     return out
 
 

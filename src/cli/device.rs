@@ -51,13 +51,46 @@ impl fmt::Display for DeviceArg {
 }
 
 impl DeviceArg {
-    /// The burn device, or an error saying how to get it.
+    /// The burn device, or an error saying how to get it. A GPU device is tried once with a
+    /// one-number tensor first, so that a machine without the GPU or its driver gets one clear
+    /// line here instead of a panic in the middle of the work.
     pub fn device(self) -> Result<Device> {
         match self {
             DeviceArg::Cpu => Ok(Device::flex()),
-            DeviceArg::Wgpu => wgpu(),
-            DeviceArg::Cuda(index) => cuda(index),
+            DeviceArg::Wgpu => probe(
+                wgpu()?,
+                "wgpu",
+                "no usable GPU adapter (Vulkan, Metal or DX12 driver)",
+            ),
+            DeviceArg::Cuda(index) => probe(
+                cuda(index)?,
+                &self.to_string(),
+                "no usable CUDA device (the NVIDIA driver's libcuda, and a GPU with that number)",
+            ),
         }
+    }
+}
+
+/// `device` if a tensor can be made on it and read back; otherwise an error naming `what`.
+/// burn's GPU runtimes report a missing adapter or driver by panicking on their device thread,
+/// so the probe catches the unwind and keeps the default panic message off the terminal.
+fn probe(device: Device, name: &str, what: &str) -> Result<Device> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe_device = device.clone();
+    let result = std::panic::catch_unwind(move || {
+        burn::tensor::Tensor::<1>::from_floats([1.0], &probe_device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .ok()
+    });
+    std::panic::set_hook(quiet);
+    match result {
+        Ok(Some(v)) if v == [1.0] => Ok(device),
+        _ => Err(Error::invalid(
+            "--device",
+            format!("{name}: {what} was found on this machine"),
+        )),
     }
 }
 
