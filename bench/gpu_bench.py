@@ -112,6 +112,16 @@ def run(cmd, env=None, timeout=300):
     return r
 
 
+def paired_ratio(others, ours):
+    """Median of the per-round ratios other / ours over the rounds where both sides ran (a
+    side measured in fewer rounds pairs with the first ones), or None."""
+    pairs = [(t, o) for t, o in zip(others, ours) if t and o]
+    if not pairs:
+        return None
+    ratio, per = results.median_ratio([t for t, _ in pairs], [o for _, o in pairs])
+    return {"median": ratio, "per_round": per}
+
+
 def gpu_info():
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
@@ -166,21 +176,15 @@ def main():
         cells_vs, cells_cpu = [], []
         for b in bins:
             ours = fig[f"deepnet-{b}"]
-            pairs = [(t, o) for t, o in zip(fig["pytorch-cuda"], ours) if t and o]
-            if pairs:
-                ratio, per = results.median_ratio([t for t, _ in pairs], [o for _, o in pairs])
-                entry[f"{b}_vs_pytorch_cuda"] = {"median": ratio, "per_round": per}
-                cells_vs.append(f"{ratio:.2f}x ({', '.join(f'{x:.2f}' for x in per)})")
-            else:
-                cells_vs.append("–")
-            cpu = fig["deepnet-cpu"]
-            pairs = [(c, o) for c, o in zip(cpu, ours) if c and o]
-            if pairs:
-                ratio, per = results.median_ratio([c for c, _ in pairs], [o for _, o in pairs])
-                entry[f"{b}_speedup_over_cpu"] = {"median": ratio, "per_round": per}
-                cells_cpu.append(f"{ratio:.1f}x")
-            else:
-                cells_cpu.append("–")
+            vs = paired_ratio(fig["pytorch-cuda"], ours)
+            if vs:
+                entry[f"{b}_vs_pytorch_cuda"] = vs
+            cells_vs.append(f"{vs['median']:.2f}x ({', '.join(f'{x:.2f}' for x in vs['per_round'])})"
+                            if vs else "–")
+            over_cpu = paired_ratio(fig["deepnet-cpu"], ours)
+            if over_cpu:
+                entry[f"{b}_speedup_over_cpu"] = over_cpu
+            cells_cpu.append(f"{over_cpu['median']:.1f}x" if over_cpu else "–")
         summary[key] = entry
         ms = " | ".join("–" if med[s] is None else f"{med[s]:.2f} ms" for s in sides)
         print(f"| {model} {'inference' if mode == 'infer' else 'training step'} | {batch} | {ms} | "
