@@ -27,6 +27,7 @@ pub mod data;
 pub mod error;
 pub mod inspect;
 pub mod io;
+pub mod models;
 pub mod ops;
 pub mod plot;
 pub mod recurrent;

@@ -8,6 +8,7 @@ pub mod image_file;
 pub mod image_set;
 pub mod mnist;
 pub mod source;
+pub mod text;
 
 pub use crate::io::idx::{read_idx, IdxArray};
 pub use augment::Augment;

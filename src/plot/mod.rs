@@ -144,11 +144,12 @@ pub fn line_panels(panels: &[Panel], path: &Path) -> Result<()> {
 }
 
 /// Draws `confusion[true][predicted]` as a heat map with counts (rows: true class, shaded by
-/// the fraction of the row), titled with the image count and `accuracy`.
+/// the fraction of the row), titled with the count of `items` (`"images"`) and `accuracy`.
 pub fn confusion_matrix(
     class_names: &[String],
     confusion: &[Vec<usize>],
     accuracy: f64,
+    items: &str,
     path: &Path,
 ) -> Result<()> {
     register_font();
@@ -163,7 +164,7 @@ pub fn confusion_matrix(
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let title = format!(
-        "Confusion matrix: {} images, accuracy {:.2}%",
+        "Confusion matrix: {} {items}, accuracy {:.2}%",
         count,
         accuracy * 100.0
     );
@@ -217,5 +218,84 @@ pub fn confusion_matrix(
         ("sans-serif", 15).into_font(),
     ))
     .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))
+}
+
+/// One group of bars per category (x axis), one bar per series in each group, heights in
+/// `[0, y_max]`, each labelled with its value (one decimal). A series' point `(x, y)` is the
+/// bar of category `x` (0, 1, ...).
+pub fn grouped_bars(
+    title: &str,
+    categories: &[String],
+    series: &[Series],
+    y_label: &str,
+    y_max: f64,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let root =
+        BitMapBackend::new(path, (200 + 160 * categories.len() as u32, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let groups = categories.len().max(1);
+    let per = series.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..groups as f64, 0.0..y_max)
+        .map_err(|e| plot_err(path, e))?;
+    let label = |x: &f64| {
+        let i = x.floor() as usize;
+        if (x - i as f64 - 0.5).abs() < 1e-6 {
+            categories.get(i).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * groups + 1)
+        .x_label_formatter(&label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    for (k, s) in series.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let bars = s
+            .points
+            .iter()
+            .filter(|(_, y)| y.is_finite())
+            .map(|&(x, y)| {
+                let x0 = x.floor() + 0.1 + 0.8 * k as f64 / per;
+                Rectangle::new([(x0, 0.0), (x0 + 0.8 / per, y)], color.filled())
+            });
+        chart
+            .draw_series(bars)
+            .map_err(|e| plot_err(path, e))?
+            .label(s.label.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+        let values = s
+            .points
+            .iter()
+            .filter(|(_, y)| y.is_finite())
+            .map(|&(x, y)| {
+                let x0 = x.floor() + 0.1 + 0.8 * k as f64 / per;
+                Text::new(
+                    format!("{y:.1}"),
+                    (x0, y + y_max * 0.01),
+                    ("sans-serif", 13).into_font(),
+                )
+            });
+        chart.draw_series(values).map_err(|e| plot_err(path, e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
     root.present().map_err(|e| plot_err(path, e))
 }

@@ -1190,6 +1190,7 @@ pub fn write_report(dir: &Path, test: &EvalReport) -> Result<()> {
         &test.class_names,
         &test.confusion,
         test.accuracy,
+        "images",
         &report.join("confusion_matrix.png"),
     )?;
     let json = serde_json::to_string_pretty(test).expect("report serializes");

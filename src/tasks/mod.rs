@@ -3,3 +3,4 @@
 //! and what its report shows; the loop does the rest.
 
 pub mod classification;
+pub mod langid;
