@@ -28,8 +28,11 @@ pub struct LangIdTrainArgs {
     /// Texts: a folder with one sub-folder of UTF-8 text files per language (entries separated
     /// by lines holding only `%`, else by blank lines) [default: Debian's fortunes in nine
     /// languages, /usr/share/games/fortunes, read through the committed manifest].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "fortunes")]
     data: Option<PathBuf>,
+    /// Where Debian's fortune packages installed their files (read through the manifest).
+    #[arg(long, value_name = "DIR", default_value = FORTUNES_DIR)]
+    fortunes: PathBuf,
     /// Run directory.
     #[arg(long, default_value = "runs/langid")]
     out: PathBuf,
@@ -105,7 +108,7 @@ pub fn run(a: LangIdTrainArgs) -> Result<()> {
         let source = match &a.data {
             Some(dir) => CorpusSource::Folder { dir: dir.clone() },
             None => CorpusSource::Fortunes {
-                dir: PathBuf::from(FORTUNES_DIR),
+                dir: a.fortunes.clone(),
             },
         };
         let req = LangIdRequest {
@@ -149,7 +152,7 @@ pub fn run(a: LangIdTrainArgs) -> Result<()> {
             "training a language identifier on {}, run directory {}",
             match &a.data {
                 Some(d) => d.display().to_string(),
-                None => format!("the fortunes in {FORTUNES_DIR}"),
+                None => format!("the fortunes in {}", a.fortunes.display()),
             },
             a.out.display()
         );
