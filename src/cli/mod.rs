@@ -5,10 +5,12 @@
 mod device;
 mod eval;
 mod export;
+mod generate;
 mod gradients;
 mod infer;
 mod langid;
 mod langid_train;
+mod lm_train;
 mod predict;
 mod progress;
 mod summary;
@@ -48,6 +50,10 @@ enum Command {
     LangidTrain(langid_train::LangIdTrainArgs),
     /// The most likely languages of texts, from a langid-train run.
     Langid(langid::LangIdArgs),
+    /// Train a character-level LSTM/GRU language model with truncated BPTT (fortunes), with a Kneser-Ney 5-gram baseline.
+    LmTrain(lm_train::LmTrainArgs),
+    /// Write text with a trained character language model.
+    Generate(generate::GenerateArgs),
     /// Measure ‖∂L/∂h_t‖ through time for RNN/LSTM/GRU and the recurrent matrix's spectrum.
     Gradients(gradients::GradientsArgs),
 }
@@ -70,6 +76,8 @@ pub fn run() -> std::process::ExitCode {
         Command::Gradients(a) => gradients::run(a),
         Command::LangidTrain(a) => langid_train::run(a),
         Command::Langid(a) => langid::run(a),
+        Command::LmTrain(a) => lm_train::run(a),
+        Command::Generate(a) => generate::run(a),
         Command::Infer(a) => infer::run(a),
         Command::Visualize(a) => visualize::run(a),
     };

@@ -78,6 +78,14 @@ impl Observer for ProgressBars {
         }
     }
 
+    fn window(&mut self, window: usize, windows: usize, loss: f32) {
+        if let Some(bar) = &self.bar {
+            if window.is_multiple_of(10) || window == windows {
+                bar.set_message(format!("window {window}/{windows} loss {loss:.4}"));
+            }
+        }
+    }
+
     fn validation_start(&mut self, count: usize) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("evaluating {count} items..."));

@@ -1,8 +1,12 @@
-//! Models for text: a character-level recurrent classifier and the n-gram naive Bayes
-//! baseline it is measured against. (The CNN families live in [`crate::vision`].)
+//! Models for text: a character-level recurrent classifier and language model, and the
+//! baselines they are measured against (n-gram naive Bayes, Kneser-Ney). (The CNN families live in [`crate::vision`].)
 
 pub mod char_classifier;
+pub mod char_lm;
+pub mod kneser_ney;
 pub mod naive_bayes;
 
 pub use char_classifier::{CellType, CharClassifier, CharClassifierConfig};
+pub use char_lm::{CharLm, CharLmConfig, LmState};
+pub use kneser_ney::KneserNey;
 pub use naive_bayes::NgramNaiveBayes;

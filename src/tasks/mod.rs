@@ -2,5 +2,6 @@
 //! ([`crate::train::fit`]). A task says how a batch is built, what its loss and statistics are
 //! and what its report shows; the loop does the rest.
 
+pub mod char_lm;
 pub mod classification;
 pub mod langid;

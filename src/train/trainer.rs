@@ -96,6 +96,10 @@ pub trait Observer {
     fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
     /// A training step finished.
     fn step(&mut self, _progress: &StepProgress) {}
+    /// Truncated BPTT: window `window` (from 1) of the `windows` of the current batch is
+    /// trained, its loss `loss`. A language model's epoch can be one batch of hundreds of
+    /// windows: this is its progress.
+    fn window(&mut self, _window: usize, _windows: usize, _loss: f32) {}
     /// Validation (or test) of `count` items begins.
     fn validation_start(&mut self, _count: usize) {}
     /// An epoch finished (validated, recorded and checkpointed).
@@ -293,6 +297,7 @@ pub fn fit<T: Task>(
                 };
                 let mut carry = T::Carry::default();
                 let mut loss_value = 0.0;
+                let window_count = windows.len();
                 for (w, window) in windows.into_iter().enumerate() {
                     device.seed(step_seed(cfg.seed, at.global_step, w));
                     let out = task.train_step(&model, window, carry)?;
@@ -311,6 +316,9 @@ pub fn fit<T: Task>(
                     model = optim.step(lr_plan.at(lr), model, grads);
                     carry = out.carry.detach();
                     stats.merge(&out.stats);
+                    if window_count > 1 {
+                        ckpt.observer.window(w + 1, window_count, loss_value);
+                    }
                 }
                 at.global_step += 1;
                 let elapsed = seconds_before + started.elapsed().as_secs_f64();
