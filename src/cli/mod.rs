@@ -11,6 +11,7 @@ mod infer;
 mod langid;
 mod langid_train;
 mod lm_train;
+mod memory_bench;
 mod predict;
 mod progress;
 mod summary;
@@ -54,6 +55,8 @@ enum Command {
     LmTrain(lm_train::LmTrainArgs),
     /// Write text with a trained character language model.
     Generate(generate::GenerateArgs),
+    /// Long-term dependencies: adding, copy and sequential Fashion-MNIST for tanh RNN, IRNN, LSTM, GRU.
+    MemoryBench(memory_bench::MemoryBenchArgs),
     /// Measure ‖∂L/∂h_t‖ through time for RNN/LSTM/GRU and the recurrent matrix's spectrum.
     Gradients(gradients::GradientsArgs),
 }
@@ -78,6 +81,7 @@ pub fn run() -> std::process::ExitCode {
         Command::Langid(a) => langid::run(a),
         Command::LmTrain(a) => lm_train::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::MemoryBench(a) => memory_bench::run(a),
         Command::Infer(a) => infer::run(a),
         Command::Visualize(a) => visualize::run(a),
     };

@@ -5,3 +5,4 @@
 pub mod char_lm;
 pub mod classification;
 pub mod langid;
+pub mod memory;

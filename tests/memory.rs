@@ -1,0 +1,89 @@
+//! `deepnet memory-bench` end to end on tiny budgets: every problem kind runs through the one
+//! loop and lands in the table with its trivial baseline; bad settings fail with one line.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn deepnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepnet"))
+        .args(args)
+        .output()
+        .expect("deepnet runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_fails_with(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+#[test]
+fn every_problem_and_cell_trains_and_is_tabled_against_its_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mb");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
+    let o = deepnet(&[
+        "memory-bench",
+        "--problem",
+        "adding,copy,row-fmnist",
+        "--length",
+        "12",
+        "--cells",
+        "tanh,irnn,lstm,gru",
+        "--clip",
+        "none,1",
+        "--steps",
+        "4",
+        "--evals",
+        "2",
+        "--hidden-size",
+        "8",
+        "--train-images",
+        "200",
+        "--data",
+        fixture.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let rows = results.as_array().unwrap();
+    assert_eq!(rows.len(), 3 * 2 * 4);
+    for r in rows {
+        assert_eq!(r["curve"].as_array().unwrap().len(), 2, "{r}");
+        let baseline = r["baseline"].as_f64().unwrap();
+        assert!(baseline > 0.0);
+    }
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    for needle in ["adding-T12", "copy-T12", "row-fmnist", "irnn", "gru"] {
+        assert!(table.contains(needle), "{table}");
+    }
+    // Fashion-MNIST rows have an accuracy, the adding problem none.
+    assert!(rows.iter().any(|r| r["test_accuracy"].is_number()));
+    assert!(rows.iter().any(|r| r["test_accuracy"].is_null()));
+    assert!(out.join("curves.png").exists());
+}
+
+#[test]
+fn bad_settings_fail_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["memory-bench", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        deepnet(&args)
+    };
+    assert_fails_with(&run(&["--clip", "sometimes"]), "--clip");
+    assert_fails_with(&run(&["--length", "0"]), "--length");
+    assert_fails_with(&run(&["--steps", "10", "--evals", "3"]), "--evals");
+    assert_fails_with(
+        &run(&["--problem", "row-fmnist", "--data", "/nonexistent"]),
+        "nonexistent",
+    );
+}
