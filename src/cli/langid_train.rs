@@ -177,7 +177,7 @@ fn print_outcome(o: &LangIdOutcome) {
         s.symlinks, s.binary_files, s.undecodable_entries, s.duplicate_entries, s.ambiguous_entries
     );
     println!(
-        "test entries ({} , cut to {} characters): rnn accuracy {}, macro {} | naive Bayes accuracy {}, macro {}",
+        "test entries ({}, cut to {} characters): rnn accuracy {}, macro {} | naive Bayes accuracy {}, macro {}",
         r.entries,
         o.run.data.eval_max_len,
         pct(r.rnn.accuracy),
