@@ -91,6 +91,20 @@ def rnn_train(r):
     return out
 
 
+def char_lm_train(r):
+    c = r["config"]
+    chars = c["batch"] * c["bptt"]
+    out = ("| cell | deepnet ms/step | deepnet chars/s | PyTorch ms/step | PyTorch chars/s "
+           "| speed vs PyTorch (per round) |\n|---|---|---|---|---|---|\n")
+    for cell, s in r["summary"].items():
+        ms = s["ms_median"]
+        v = s["speed_vs_pytorch"]
+        out += (f"| {cell.upper()} {c['layers']}x{c['hidden']} | {ms['deepnet']:.1f} | "
+                f"{chars / ms['deepnet'] * 1e3:,.0f} | {ms['pytorch']:.1f} | {chars / ms['pytorch'] * 1e3:,.0f} | "
+                f"**{v['median']:.2f}x** ({rounds(v['per_round'])}) |\n")
+    return out
+
+
 def speed_gate(r):
     out = ("| configuration | workload | burn's ops / deepnet's | gate minimum | per pair |\n"
            "|---|---|---|---|---|\n")
@@ -147,7 +161,7 @@ def gpu_bench(r):
 
 
 TABLES = {"gpu_bench": gpu_bench, "loop_speed": loop_speed, "conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
-          "speed_gate": speed_gate}
+          "speed_gate": speed_gate, "char_lm_train": char_lm_train}
 
 
 def render(match):
