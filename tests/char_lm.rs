@@ -3,36 +3,11 @@
 //! against the Kneser-Ney baseline, reproducible generation, and every bad input of
 //! `deepnet generate` as one error line.
 
+mod common;
+
+use common::{assert_fails_cleanly, deepnet, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-fn deepnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deepnet"))
-        .args(args)
-        .output()
-        .expect("deepnet runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_fails_with(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("error:")).count(),
-        1,
-        "{err}"
-    );
-}
 
 fn extract() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fortunes-extract")
@@ -136,22 +111,22 @@ fn generation_is_reproducible_with_the_seed_and_takes_unseen_characters() {
 fn bad_generation_requests_fail_with_one_line() {
     let run = trained();
     let run = run.to_str().unwrap();
-    assert_fails_with(
+    assert_fails_cleanly(
         &deepnet(&["generate", run, "--temperature", "0"]),
         "--temperature",
     );
-    assert_fails_with(
+    assert_fails_cleanly(
         &deepnet(&["generate", run, "--temperature", "-1"]),
         "--temperature",
     );
-    assert_fails_with(
+    assert_fails_cleanly(
         &deepnet(&["generate", run, "--temperature", "nan"]),
         "--temperature",
     );
-    assert_fails_with(&deepnet(&["generate", run, "--length", "0"]), "--length");
+    assert_fails_cleanly(&deepnet(&["generate", run, "--length", "0"]), "--length");
     let huge = "x".repeat(70_000);
-    assert_fails_with(&deepnet(&["generate", run, "--prompt", &huge]), "64 KiB");
-    assert_fails_with(&deepnet(&["generate", "/nonexistent/run"]), "nonexistent");
+    assert_fails_cleanly(&deepnet(&["generate", run, "--prompt", &huge]), "64 KiB");
+    assert_fails_cleanly(&deepnet(&["generate", "/nonexistent/run"]), "nonexistent");
     // A language too few characters for the streams, a language not in the corpus.
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("x");
@@ -167,9 +142,9 @@ fn bad_generation_requests_fail_with_one_line() {
         args.extend_from_slice(extra);
         deepnet(&args)
     };
-    assert_fails_with(&train(&["--language", "xx"]), "not in the corpus");
-    assert_fails_with(&train(&["--streams", "100000"]), "too few");
-    assert_fails_with(&train(&["--bptt", "0"]), "--bptt");
+    assert_fails_cleanly(&train(&["--language", "xx"]), "not in the corpus");
+    assert_fails_cleanly(&train(&["--streams", "100000"]), "too few");
+    assert_fails_cleanly(&train(&["--bptt", "0"]), "--bptt");
 }
 
 #[test]
@@ -180,17 +155,14 @@ fn an_image_run_cannot_generate() {
         "train",
         "lenet5",
         "--data",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/fashion-mnist-subset")
-            .to_str()
-            .unwrap(),
+        common::fixture_dir().to_str().unwrap(),
         "--epochs",
         "1",
         "--out",
         run.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_fails_with(
+    assert_fails_cleanly(
         &deepnet(&["generate", run.to_str().unwrap()]),
         "not a character language model",
     );

@@ -5,37 +5,15 @@
 //! empty `.u8` file — plus planted faults: a binary file, an entry that is not UTF-8, a
 //! repeated entry).
 
+mod common;
+
+use common::{assert_fails_cleanly, deepnet, stderr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use deepnet::data::text::{CorpusSource, LanguageCorpus};
 
 fn extract() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fortunes-extract")
-}
-
-fn deepnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deepnet"))
-        .args(args)
-        .output()
-        .expect("deepnet runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A clean failure: non-zero exit, one `error:` line containing `needle`, no panic.
-fn assert_fails_with(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("error:")).count(),
-        1,
-        "{err}"
-    );
 }
 
 #[test]
@@ -161,11 +139,11 @@ fn train_report_identify_and_resume() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     // Bad input: one line, non-zero exit.
-    assert_fails_with(&deepnet(&["langid", run_s, "  \t "]), "empty");
+    assert_fails_cleanly(&deepnet(&["langid", run_s, "  \t "]), "empty");
     let huge = "a".repeat(70_000);
-    assert_fails_with(&deepnet(&["langid", run_s, &huge]), "64 KiB");
-    assert_fails_with(&deepnet(&["langid", run_s, "x", "--top", "0"]), "--top");
-    assert_fails_with(
+    assert_fails_cleanly(&deepnet(&["langid", run_s, &huge]), "64 KiB");
+    assert_fails_cleanly(&deepnet(&["langid", run_s, "x", "--top", "0"]), "--top");
+    assert_fails_cleanly(
         &deepnet(&["langid", tmp.path().join("none").to_str().unwrap(), "x"]),
         "none",
     );
@@ -177,14 +155,14 @@ fn train_report_identify_and_resume() {
         "--out",
         run_s,
     ]);
-    assert_fails_with(&again, "already holds a run");
+    assert_fails_cleanly(&again, "already holds a run");
 
     // Resume to a third epoch.
     let o = deepnet(&["langid-train", "--resume", run_s, "--epochs", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3);
-    assert_fails_with(
+    assert_fails_cleanly(
         &deepnet(&["langid-train", "--resume", run_s, "--epochs", "3"]),
         "already finished",
     );
@@ -208,12 +186,12 @@ fn bad_text_folders_fail_with_one_line() {
     // An empty folder.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert_fails_with(&train(&empty), "no language folders");
+    assert_fails_cleanly(&train(&empty), "no language folders");
     // One language only.
     let one = tmp.path().join("one");
     std::fs::create_dir_all(one.join("en")).unwrap();
     std::fs::write(one.join("en/a.txt"), "hello there\n\ngeneral kenobi\n").unwrap();
-    assert_fails_with(&train(&one), "at least two");
+    assert_fails_cleanly(&train(&one), "at least two");
     // A language folder whose only file is binary, another whose text is not UTF-8.
     let bad = tmp.path().join("bad");
     std::fs::create_dir_all(bad.join("en")).unwrap();
@@ -222,9 +200,9 @@ fn bad_text_folders_fail_with_one_line() {
     std::fs::write(bad.join("en/a.txt"), "hello there\n\ngeneral kenobi\n").unwrap();
     std::fs::write(bad.join("xx/blob.bin"), [0u8, 1, 2, 3, 0, 255]).unwrap();
     std::fs::write(bad.join("yy/latin1.txt"), b"caf\xe9 cr\xe8me\n").unwrap();
-    assert_fails_with(&train(&bad), "language xx");
+    assert_fails_cleanly(&train(&bad), "language xx");
     std::fs::remove_dir_all(bad.join("xx")).unwrap();
-    assert_fails_with(&train(&bad), "language yy");
+    assert_fails_cleanly(&train(&bad), "language yy");
     // A missing fortunes directory says how to get it.
     let o = deepnet(&[
         "langid-train",
@@ -233,7 +211,7 @@ fn bad_text_folders_fail_with_one_line() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_fails_with(&o, "langid_job.sh");
+    assert_fails_cleanly(&o, "langid_job.sh");
     // Nothing was created for the failed runs.
     assert!(!out.join("checkpoint.safetensors").exists());
 }
@@ -246,17 +224,14 @@ fn an_image_run_is_not_a_language_identifier() {
         "train",
         "lenet5",
         "--data",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/fashion-mnist-subset")
-            .to_str()
-            .unwrap(),
+        common::fixture_dir().to_str().unwrap(),
         "--epochs",
         "1",
         "--out",
         run.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_fails_with(
+    assert_fails_cleanly(
         &deepnet(&["langid", run.to_str().unwrap(), "hello"]),
         "not a language-identification",
     );

@@ -1,32 +1,15 @@
 //! `deepnet memory-bench` end to end on tiny budgets: every problem kind runs through the one
 //! loop and lands in the table with its trivial baseline; bad settings fail with one line.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn deepnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deepnet"))
-        .args(args)
-        .output()
-        .expect("deepnet runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_fails_with(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-}
+use common::{assert_fails_cleanly, deepnet, stderr};
 
 #[test]
 fn every_problem_and_cell_trains_and_is_tabled_against_its_baseline() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("mb");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fashion-mnist-subset");
+    let fixture = common::fixture_dir();
     let o = deepnet(&[
         "memory-bench",
         "--problem",
@@ -79,10 +62,10 @@ fn bad_settings_fail_with_one_line() {
         args.extend_from_slice(extra);
         deepnet(&args)
     };
-    assert_fails_with(&run(&["--clip", "sometimes"]), "--clip");
-    assert_fails_with(&run(&["--length", "0"]), "--length");
-    assert_fails_with(&run(&["--steps", "10", "--evals", "3"]), "--evals");
-    assert_fails_with(
+    assert_fails_cleanly(&run(&["--clip", "sometimes"]), "--clip");
+    assert_fails_cleanly(&run(&["--length", "0"]), "--length");
+    assert_fails_cleanly(&run(&["--steps", "10", "--evals", "3"]), "--evals");
+    assert_fails_cleanly(
         &run(&["--problem", "row-fmnist", "--data", "/nonexistent"]),
         "nonexistent",
     );

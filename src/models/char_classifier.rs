@@ -11,8 +11,9 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::{check_sizes, recurrent_stack, Directions};
 use crate::error::{Error, Result};
-use crate::recurrent::{Gru, GruConfig, Implementation, Lstm, LstmConfig};
+use crate::recurrent::{Gru, Implementation, Lstm};
 
 /// Which recurrent cell a sequence model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,51 +52,32 @@ pub struct CharClassifierConfig {
 impl CharClassifierConfig {
     /// Checks the sizes, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [
-            ("vocab_size", self.vocab_size),
-            ("embed_size", self.embed_size),
-            ("hidden_size", self.hidden_size),
-            ("num_layers", self.num_layers),
-        ] {
-            if v == 0 {
-                return Err(Error::invalid(name, "must be at least 1"));
-            }
-        }
+        check_sizes(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("embed_size", self.embed_size),
+                ("hidden_size", self.hidden_size),
+                ("num_layers", self.num_layers),
+            ],
+            self.dropout,
+        )?;
         if self.num_classes < 2 {
             return Err(Error::invalid("num_classes", "must be at least 2"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid("dropout", "must be in [0, 1)"));
         }
         Ok(())
     }
 
     /// The classifier, randomly initialised (PyTorch's initialisations).
     pub fn init(&self, device: &Device) -> CharClassifier {
-        let (lstm, gru) = match self.cell {
-            CellType::Lstm => (
-                Some(
-                    LstmConfig::new(self.embed_size, self.hidden_size)
-                        .with_num_layers(self.num_layers)
-                        .with_bidirectional(true)
-                        .with_batch_first(true)
-                        .with_dropout(self.dropout)
-                        .init(device),
-                ),
-                None,
-            ),
-            CellType::Gru => (
-                None,
-                Some(
-                    GruConfig::new(self.embed_size, self.hidden_size)
-                        .with_num_layers(self.num_layers)
-                        .with_bidirectional(true)
-                        .with_batch_first(true)
-                        .with_dropout(self.dropout)
-                        .init(device),
-                ),
-            ),
-        };
+        let (lstm, gru) = recurrent_stack(
+            self.cell,
+            self.embed_size,
+            self.hidden_size,
+            self.num_layers,
+            Directions::Both,
+            self.dropout,
+            device,
+        );
         CharClassifier {
             embedding: EmbeddingConfig::new(self.vocab_size, self.embed_size).init(device),
             lstm,

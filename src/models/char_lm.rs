@@ -9,10 +9,11 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::error::{Error, Result};
+use super::{check_sizes, recurrent_stack, Directions};
+use crate::error::Result;
 use crate::models::CellType;
 use crate::recurrent::tbptt::Detach;
-use crate::recurrent::{Gru, GruConfig, Lstm, LstmConfig, LstmState};
+use crate::recurrent::{Gru, Lstm, LstmState};
 
 /// Configuration of a [`CharLm`].
 #[derive(Config, Debug, PartialEq)]
@@ -39,46 +40,28 @@ pub struct CharLmConfig {
 impl CharLmConfig {
     /// Checks the sizes, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [
-            ("vocab_size", self.vocab_size),
-            ("embed_size", self.embed_size),
-            ("hidden_size", self.hidden_size),
-            ("num_layers", self.num_layers),
-        ] {
-            if v == 0 {
-                return Err(Error::invalid(name, "must be at least 1"));
-            }
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid("dropout", "must be in [0, 1)"));
-        }
-        Ok(())
+        check_sizes(
+            &[
+                ("vocab_size", self.vocab_size),
+                ("embed_size", self.embed_size),
+                ("hidden_size", self.hidden_size),
+                ("num_layers", self.num_layers),
+            ],
+            self.dropout,
+        )
     }
 
     /// The model, randomly initialised (PyTorch's initialisations).
     pub fn init(&self, device: &Device) -> CharLm {
-        let (lstm, gru) = match self.cell {
-            CellType::Lstm => (
-                Some(
-                    LstmConfig::new(self.embed_size, self.hidden_size)
-                        .with_num_layers(self.num_layers)
-                        .with_batch_first(true)
-                        .with_dropout(self.dropout)
-                        .init(device),
-                ),
-                None,
-            ),
-            CellType::Gru => (
-                None,
-                Some(
-                    GruConfig::new(self.embed_size, self.hidden_size)
-                        .with_num_layers(self.num_layers)
-                        .with_batch_first(true)
-                        .with_dropout(self.dropout)
-                        .init(device),
-                ),
-            ),
-        };
+        let (lstm, gru) = recurrent_stack(
+            self.cell,
+            self.embed_size,
+            self.hidden_size,
+            self.num_layers,
+            Directions::Forward,
+            self.dropout,
+            device,
+        );
         CharLm {
             embedding: EmbeddingConfig::new(self.vocab_size, self.embed_size).init(device),
             lstm,

@@ -29,7 +29,9 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::models::{CharLm, CharLmConfig, KneserNey, LmState};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, read_config, task_of, write_config, CONFIG_FILE};
+use crate::train::run::{
+    create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
+};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -590,18 +592,7 @@ pub fn resume_run(
     let config_path = dir.join(CONFIG_FILE);
     let mut run = LmRun::from_json(read_config(dir)?, &config_path)?;
     let meta = read_checkpoint_meta(&resolve_checkpoint(dir)?)?;
-    if let Some(e) = epochs {
-        run.train.epochs = e;
-    }
-    if meta.state.epoch >= run.train.epochs {
-        return Err(Error::invalid(
-            "epochs",
-            format!(
-                "the run already finished {} of {} epochs; ask for more than {} epochs in all to train further",
-                meta.state.epoch, run.train.epochs, meta.state.epoch
-            ),
-        ));
-    }
+    extend_epochs(&mut run.train, epochs, meta.state.epoch)?;
     let text = LmText::load(&run.data)?;
     if text.vocab.chars != run.vocab {
         return Err(Error::bad_data(

@@ -29,7 +29,9 @@ use crate::io::write_atomic;
 use crate::plot::confusion_matrix;
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
 use crate::train::groups::trainable_and_frozen;
-use crate::train::run::{create_run_dir, read_config, task_of, write_config, DEFAULT_TASK};
+use crate::train::run::{
+    create_run_dir, extend_epochs, read_config, task_of, write_config, DEFAULT_TASK,
+};
 use crate::train::{
     fit, read_history, CheckpointMeta, EpochRecord, LrGroup, Observer, Stats, Task, TrainConfig,
     TrainOutput,
@@ -952,18 +954,7 @@ pub fn resume_run(
             ),
         ));
     }
-    if let Some(e) = epochs {
-        run.train.epochs = e;
-    }
-    if meta.state.epoch >= run.train.epochs {
-        return Err(Error::invalid(
-            "epochs",
-            format!(
-                "the run already finished {} of {} epochs; ask for more than {} epochs in all to train further",
-                meta.state.epoch, run.train.epochs, meta.state.epoch
-            ),
-        ));
-    }
+    extend_epochs(&mut run.train, epochs, meta.state.epoch)?;
     let images = load_images(&run.data, run.train.seed)?;
     write_config(dir, &run.to_json())?;
     train_in(&run, &images, None, dir, Some(&meta), device, observer)

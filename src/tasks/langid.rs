@@ -35,7 +35,9 @@ use crate::io::write_atomic;
 use crate::models::{CharClassifier, CharClassifierConfig, NgramNaiveBayes};
 use crate::plot::{confusion_matrix, grouped_bars, Series};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, read_config, task_of, write_config, CONFIG_FILE};
+use crate::train::run::{
+    create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
+};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -903,18 +905,7 @@ pub fn resume_run(
     let mut run = LangIdRun::from_json(read_config(dir)?, &config_path)?;
     let ckpt = resolve_checkpoint(dir)?;
     let meta = read_checkpoint_meta(&ckpt)?;
-    if let Some(e) = epochs {
-        run.train.epochs = e;
-    }
-    if meta.state.epoch >= run.train.epochs {
-        return Err(Error::invalid(
-            "epochs",
-            format!(
-                "the run already finished {} of {} epochs; ask for more than {} epochs in all to train further",
-                meta.state.epoch, run.train.epochs, meta.state.epoch
-            ),
-        ));
-    }
+    extend_epochs(&mut run.train, epochs, meta.state.epoch)?;
     let corpus = load_corpus(&run.data)?;
     let vocab = CharVocab::build(
         corpus.train.iter().flatten().map(String::as_str),

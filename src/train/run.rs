@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use super::checkpoint::CHECKPOINT_FILE;
+use super::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 
@@ -55,4 +56,22 @@ pub fn task_of(config: &serde_json::Value) -> &str {
         .get("task")
         .and_then(|t| t.as_str())
         .unwrap_or(DEFAULT_TASK)
+}
+
+/// Resuming: sets `train.epochs` to `epochs` (the total asked for) when given, and refuses a run
+/// whose checkpoint has already trained `done` of them all.
+pub fn extend_epochs(train: &mut TrainConfig, epochs: Option<usize>, done: usize) -> Result<()> {
+    if let Some(e) = epochs {
+        train.epochs = e;
+    }
+    if done >= train.epochs {
+        return Err(Error::invalid(
+            "epochs",
+            format!(
+                "the run already finished {done} of {} epochs; ask for more than {done} epochs in all to train further",
+                train.epochs
+            ),
+        ));
+    }
+    Ok(())
 }

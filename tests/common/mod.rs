@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// The committed Fashion-MNIST subset (2,000 train / 500 test images, gzipped IDX).
 pub fn fixture_dir() -> PathBuf {
@@ -37,4 +38,35 @@ pub fn checkpoint_tensors(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     out.sort();
     out
+}
+
+/// Runs the `deepnet` binary with `args`.
+pub fn deepnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deepnet"))
+        .args(args)
+        .output()
+        .expect("deepnet runs")
+}
+
+/// What a run printed on stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What a run printed on stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A clean failure: non-zero exit, exactly one `error:` line, containing `needle`, no panic.
+pub fn assert_fails_cleanly(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
 }
