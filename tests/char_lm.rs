@@ -151,16 +151,7 @@ fn bad_generation_requests_fail_with_one_line() {
 fn an_image_run_cannot_generate() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("img");
-    let o = deepnet(&[
-        "train",
-        "lenet5",
-        "--data",
-        common::fixture_dir().to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let o = common::train_image_run(&run);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_fails_cleanly(
         &deepnet(&["generate", run.to_str().unwrap()]),

@@ -220,16 +220,7 @@ fn bad_text_folders_fail_with_one_line() {
 fn an_image_run_is_not_a_language_identifier() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("img");
-    let o = deepnet(&[
-        "train",
-        "lenet5",
-        "--data",
-        common::fixture_dir().to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let o = common::train_image_run(&run);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_fails_cleanly(
         &deepnet(&["langid", run.to_str().unwrap(), "hello"]),

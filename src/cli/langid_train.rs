@@ -16,10 +16,20 @@ use deepnet::Result;
 use super::device::DeviceArg;
 use super::progress::ProgressBars;
 
+/// `--cell` of the text commands.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum CellArg {
+pub(super) enum CellArg {
     Lstm,
     Gru,
+}
+
+impl From<CellArg> for CellType {
+    fn from(c: CellArg) -> CellType {
+        match c {
+            CellArg::Lstm => CellType::Lstm,
+            CellArg::Gru => CellType::Gru,
+        }
+    }
 }
 
 /// Options of `deepnet langid-train`.
@@ -118,10 +128,7 @@ pub fn run(a: LangIdTrainArgs) -> Result<()> {
                 embed_size: a.embed_size,
                 hidden_size: a.hidden_size,
                 num_layers: a.layers,
-                cell: match a.cell {
-                    CellArg::Lstm => CellType::Lstm,
-                    CellArg::Gru => CellType::Gru,
-                },
+                cell: a.cell.into(),
                 dropout: a.dropout,
             },
             data: LangIdData {

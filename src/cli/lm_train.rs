@@ -4,21 +4,16 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use deepnet::data::text::{CorpusSource, FORTUNES_DIR};
-use deepnet::models::{CellType, CharLmConfig};
+use deepnet::models::CharLmConfig;
 use deepnet::tasks::char_lm::{resume_run, start_run, LmData, LmOutcome, LmRequest};
 use deepnet::train::{OptimizerKind, Schedule, TrainConfig};
 use deepnet::Result;
 
 use super::device::DeviceArg;
+use super::langid_train::CellArg;
 use super::progress::ProgressBars;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CellArg {
-    Lstm,
-    Gru,
-}
 
 /// Options of `deepnet lm-train`.
 #[derive(Args, Debug)]
@@ -98,10 +93,7 @@ pub fn run(a: LmTrainArgs) -> Result<()> {
                 embed_size: a.embed_size,
                 hidden_size: a.hidden_size,
                 num_layers: a.layers,
-                cell: match a.cell {
-                    CellArg::Lstm => CellType::Lstm,
-                    CellArg::Gru => CellType::Gru,
-                },
+                cell: a.cell.into(),
                 dropout: a.dropout,
             },
             data: LmData {

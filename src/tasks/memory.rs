@@ -231,6 +231,21 @@ impl<'a> MemoryTask<'a> {
         (x, Target::Class(set.labels[i] as usize))
     }
 
+    /// Held-out item `i`: image `i` of `set`, or the `i`-th fixed synthetic sequence of the
+    /// stream salted by `salt` (validation and test draw from different streams).
+    fn held_out(&self, set: Option<&ImageDataset>, salt: u64, i: usize) -> (Vec<f32>, Target) {
+        match set {
+            Some(set) => self.image(set, i),
+            None => self.synthetic(
+                SampleSeeds {
+                    run: self.seed ^ salt,
+                    epoch: 0,
+                }
+                .of(i),
+            ),
+        }
+    }
+
     fn batch(&self, items: Vec<(Vec<f32>, Target)>, device: &Device) -> MemBatch {
         let (i, _) = self.problem.sizes();
         let b = items.len();
@@ -353,16 +368,7 @@ impl<'a> MemoryTask<'a> {
         for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
             let items = chunk
                 .iter()
-                .map(|&i| match self.images {
-                    Some([_, _, t]) => self.image(t, i),
-                    None => self.synthetic(
-                        SampleSeeds {
-                            run: self.seed ^ TEST_SEED,
-                            epoch: 0,
-                        }
-                        .of(i),
-                    ),
-                })
+                .map(|&i| self.held_out(self.images.map(|[_, _, t]| t), TEST_SEED, i))
                 .collect();
             stats.merge(&self.step(model, self.batch(items, device))?.1);
         }
@@ -419,16 +425,7 @@ impl Task for MemoryTask<'_> {
     fn valid_batch(&self, indices: &[usize], device: &Device) -> Result<MemBatch> {
         let items = indices
             .iter()
-            .map(|&i| match self.images {
-                Some([_, valid, _]) => self.image(valid, i),
-                None => self.synthetic(
-                    SampleSeeds {
-                        run: self.seed ^ VALID_SEED,
-                        epoch: 0,
-                    }
-                    .of(i),
-                ),
-            })
+            .map(|&i| self.held_out(self.images.map(|[_, v, _]| v), VALID_SEED, i))
             .collect();
         Ok(self.batch(items, device))
     }

@@ -70,3 +70,18 @@ pub fn assert_fails_cleanly(o: &Output, needle: &str) {
         "{err}"
     );
 }
+
+/// Trains LeNet-5 for one epoch on the fixture into `out` (a run of another task, for the
+/// commands that must refuse it).
+pub fn train_image_run(out: &Path) -> Output {
+    deepnet(&[
+        "train",
+        "lenet5",
+        "--data",
+        fixture_dir().to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
