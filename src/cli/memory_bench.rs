@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use deepnet::data::{load_dataset_pair, train_val_split, DatasetKind, DEFAULT_FASHION_MNIST_DIR};
 use deepnet::models::SeqCell;
 use deepnet::plot::{line_panels, Panel, Series};
+use deepnet::recurrent::diagnostics::{plot_gradient_panels, NormCurve};
 use deepnet::tasks::memory::{run_one, MemoryResult, Problem};
 use deepnet::train::{OptimizerKind, Schedule, Silent, TrainConfig};
 use deepnet::{Error, Result};
@@ -82,10 +83,18 @@ pub struct MemoryBenchArgs {
     /// Compute device.
     #[arg(long, default_value = "cpu", value_name = "cpu|wgpu|cuda[:N]")]
     device: DeviceArg,
+    /// Train nothing: merge the results.json of these earlier `--out` directories
+    /// (comma-separated) into one table, curves.png and gradient pictures under `--out`, so
+    /// runs made with different settings per cell compare in one place.
+    #[arg(long, value_delimiter = ',', value_name = "DIR,...")]
+    combine: Vec<PathBuf>,
 }
 
 /// Runs `deepnet memory-bench`.
 pub fn run(a: MemoryBenchArgs) -> Result<()> {
+    if !a.combine.is_empty() {
+        return combine(&a.combine, &a.out);
+    }
     if a.steps == 0 || a.evals == 0 || a.evals > a.steps {
         return Err(Error::invalid(
             "steps",
@@ -155,7 +164,7 @@ pub fn run(a: MemoryBenchArgs) -> Result<()> {
                     CellArg::Lstm => SeqCell::Lstm,
                     CellArg::Gru => SeqCell::Gru,
                 };
-                let clip_name = clip.map_or("noclip".to_string(), |c| format!("clip{c}"));
+                let clip_name = clip_name(clip);
                 let dir = a
                     .out
                     .join(format!("{}-{}-{clip_name}", problem.name(), cell.name()));
@@ -204,6 +213,8 @@ pub fn run(a: MemoryBenchArgs) -> Result<()> {
                         baseline: problem.trivial_baseline(),
                         seconds: 0.0,
                         curve: Vec::new(),
+                        gradient_untrained: Vec::new(),
+                        gradient_trained: Vec::new(),
                     },
                     Err(e) => return Err(e),
                 };
@@ -216,14 +227,38 @@ pub fn run(a: MemoryBenchArgs) -> Result<()> {
                     r.seconds
                 );
                 results.push(r);
-                write_outputs(&a.out, &results, a.steps / a.evals)?;
+                write_outputs(&a.out, &results)?;
             }
         }
     }
     print!("{}", table(&results));
     println!(
-        "results: {0}/results.json, {0}/table.md, {0}/curves.png",
+        "results: {0}/results.json, {0}/table.md, {0}/curves.png, {0}/gradients-*.png",
         a.out.display()
+    );
+    Ok(())
+}
+
+/// `--combine`: the results of earlier invocations, reported together.
+fn combine(dirs: &[PathBuf], out: &std::path::Path) -> Result<()> {
+    let mut results: Vec<MemoryResult> = Vec::new();
+    for dir in dirs {
+        let path = dir.join("results.json");
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let rs: Vec<MemoryResult> = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::invalid(
+                "--combine",
+                format!("{} is not a memory-bench results file: {e}", path.display()),
+            )
+        })?;
+        results.extend(rs);
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    write_outputs(out, &results)?;
+    print!("{}", table(&results));
+    println!(
+        "results: {0}/results.json, {0}/table.md, {0}/curves.png, {0}/gradients-*.png",
+        out.display()
     );
     Ok(())
 }
@@ -251,11 +286,7 @@ fn table(results: &[MemoryResult]) -> String {
     s
 }
 
-fn write_outputs(
-    out: &std::path::Path,
-    results: &[MemoryResult],
-    steps_per_eval: usize,
-) -> Result<()> {
+fn write_outputs(out: &std::path::Path, results: &[MemoryResult]) -> Result<()> {
     let json = serde_json::to_string_pretty(results).expect("results serialize");
     deepnet::io::write_atomic(&out.join("results.json"), json.as_bytes())?;
     deepnet::io::write_atomic(&out.join("table.md"), table(results).as_bytes())?;
@@ -267,6 +298,7 @@ fn write_outputs(
             r.clip_norm
                 .map_or("no clipping".into(), |c| format!("clip {c}"))
         );
+        let steps_per_eval = r.steps / r.curve.len().max(1);
         let series = Series {
             label: r.cell.name().into(),
             points: r
@@ -290,5 +322,48 @@ fn write_outputs(
             series,
         })
         .collect();
-    line_panels(&panels, &out.join("curves.png"))
+    line_panels(&panels, &out.join("curves.png"))?;
+    gradient_pictures(out, results)
+}
+
+/// One `gradients-<problem>.png` per problem: `‖∂L/∂h_t‖` of every run before training (left)
+/// and after (right), on one scale; a run with clipping is labelled so.
+fn gradient_pictures(out: &std::path::Path, results: &[MemoryResult]) -> Result<()> {
+    let mut groups: Vec<(String, Vec<&MemoryResult>)> = Vec::new();
+    for r in results {
+        let key = r.problem.name();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, rs)) => rs.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    for (problem, rs) in groups {
+        let curves = |trained: bool| -> Vec<NormCurve> {
+            rs.iter()
+                .map(|r| {
+                    let norms = if trained {
+                        &r.gradient_trained
+                    } else {
+                        &r.gradient_untrained
+                    };
+                    let label = match r.clip_norm {
+                        Some(c) => format!("{} (clip {c})", r.cell.name()),
+                        None => r.cell.name().to_string(),
+                    };
+                    (label, norms.clone())
+                })
+                .collect()
+        };
+        let panels = [
+            (format!("{problem}, untrained: ‖∂L/∂h_t‖"), curves(false)),
+            (format!("{problem}, trained: ‖∂L/∂h_t‖"), curves(true)),
+        ];
+        plot_gradient_panels(&panels, &out.join(format!("gradients-{problem}.png")))?;
+    }
+    Ok(())
+}
+
+/// `noclip` or `clip<N>`, as in the run directories' names.
+fn clip_name(clip: Option<f64>) -> String {
+    clip.map_or("noclip".to_string(), |c| format!("clip{c}"))
 }

@@ -16,7 +16,9 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::recurrent::{Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, Rnn, RnnConfig};
+use crate::recurrent::{
+    CellKind, CellTensors, Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, Rnn, RnnConfig,
+};
 
 /// The recurrent layer of a [`SequenceNet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +129,17 @@ impl SequenceNet {
             (_, _, Some(g)) => g.forward(x, None)?.0,
             _ => unreachable!("a SequenceNet has one recurrent layer"),
         })
+    }
+
+    /// The recurrence and its weights as plain tensors (what
+    /// [`state_gradient_norms`](crate::recurrent::diagnostics::state_gradient_norms) steps).
+    pub fn recurrence(&self) -> (CellKind, CellTensors) {
+        match (&self.rnn, &self.lstm, &self.gru) {
+            (Some(r), _, _) => (r.kind(), r.cells[0].tensors()),
+            (_, Some(l), _) => (l.kind(), l.cells[0].tensors()),
+            (_, _, Some(g)) => (g.kind(), g.cells[0].tensors()),
+            _ => unreachable!("a SequenceNet has one recurrent layer"),
+        }
     }
 
     /// `x [B, T, I]` -> outputs at the last step `[B, O]` (many-to-one).

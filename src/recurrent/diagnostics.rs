@@ -190,48 +190,9 @@ pub fn gradient_norms(probe: &GradientProbe, device: &Device) -> Result<Gradient
         bias_hh: Tensor::zeros([g * h], device),
     };
     let x = Tensor::<3>::from_data(TensorData::new(xs, [t_len, b, h]), device);
-    let mut hs = Tensor::<2>::zeros([b, h], device);
-    let mut cs = Tensor::<2>::zeros([b, h], device);
-    let (mut probes_h, mut probes_c) = (Vec::new(), Vec::new());
-    for t in 0..t_len {
-        let x_t = x.clone().narrow(0, t, 1).reshape([b, h]); // [B, H]
-        let (h_new, c_new) = step(probe.cell, &w, x_t, hs, cs);
-        // h_t + 0: the zero's gradient is ∂L/∂h_t.
-        let eh = Tensor::<2>::zeros([b, h], device).require_grad();
-        let ec = Tensor::<2>::zeros([b, h], device).require_grad();
-        hs = h_new + eh.clone();
-        cs = c_new + ec.clone();
-        probes_h.push(eh);
-        probes_c.push(ec);
-    }
-    let grads = hs.sum().backward();
-    let norms = |probes: &[Tensor<2>]| -> Vec<f64> {
-        probes
-            .iter()
-            .map(|p| match p.grad(&grads) {
-                // Per sequence ‖·‖, averaged over the batch.
-                Some(g) => {
-                    let per_row = g.powf_scalar(2.0).sum_dim(1).sqrt(); // [B, 1]
-                    per_row.mean().into_scalar::<f32>() as f64
-                }
-                None => 0.0,
-            })
-            .collect()
-    };
-    let mut curves = vec![GradientCurve {
-        state: "h".into(),
-        norms: norms(&probes_h),
-    }];
-    if probe.cell.has_cell_state() {
-        // C_T does not reach L = Σ h_T through the probe (h_T was computed from C_T before the
-        // probe was added), so the c curve stops at T - 1.
-        let mut c = norms(&probes_c);
-        c.pop();
-        curves.push(GradientCurve {
-            state: "c".into(),
-            norms: c,
-        });
-    }
+    let curves = state_gradient_norms(probe.cell, &w, x, |states| {
+        states.last().expect("at least one step").clone().sum()
+    });
     let spectra = gate_names(probe.cell)
         .iter()
         .enumerate()
@@ -244,21 +205,99 @@ pub fn gradient_norms(probe: &GradientProbe, device: &Device) -> Result<Gradient
     })
 }
 
+/// `‖∂L/∂h_t‖` (and `‖∂L/∂C_t‖` for an LSTM), `t = 1..T`, of the layer `w` of `kind` run over
+/// `x [T, B, I]` from zero states, for the loss `loss(h_1..h_T)` (each state `[B, H]`): the
+/// measurement behind [`gradient_norms`] (`L = Σ h_T` on random weights) and behind
+/// `memory-bench`'s picture of trained and untrained models (`L` the task's loss on its read-out).
+///
+/// Each state gets a zero tensor that requires a gradient added to it (`h_t + 0`): that zero's
+/// gradient is `∂L/∂h_t`, the total gradient reaching step `t` from every later step. Norms are
+/// per sequence, averaged over the batch. `x` must be on an autodiff device.
+pub fn state_gradient_norms(
+    kind: CellKind,
+    w: &CellTensors,
+    x: Tensor<3>,
+    loss: impl FnOnce(&[Tensor<2>]) -> Tensor<1>,
+) -> Vec<GradientCurve> {
+    let [t_len, b, _] = x.dims();
+    let h = w.weight_hh.dims()[1];
+    let device = x.device();
+    let mut hs = Tensor::<2>::zeros([b, h], &device);
+    let mut cs = Tensor::<2>::zeros([b, h], &device);
+    let (mut states, mut probes_h, mut probes_c) = (Vec::new(), Vec::new(), Vec::new());
+    for t in 0..t_len {
+        let x_t = x.clone().narrow(0, t, 1).flatten::<2>(0, 1); // [B, I]
+        let (h_new, c_new) = step(kind, w, x_t, hs, cs);
+        let eh = Tensor::<2>::zeros([b, h], &device).require_grad();
+        let ec = Tensor::<2>::zeros([b, h], &device).require_grad();
+        hs = h_new + eh.clone();
+        cs = c_new + ec.clone();
+        states.push(hs.clone());
+        probes_h.push(eh);
+        probes_c.push(ec);
+    }
+    let grads = loss(&states).backward();
+    let norms = |probes: &[Tensor<2>]| -> Vec<f64> {
+        probes
+            .iter()
+            .map(|p| match p.grad(&grads) {
+                Some(g) => {
+                    let per_row = g.powf_scalar(2.0).sum_dim(1).sqrt(); // [B, 1]
+                    per_row.mean().into_scalar::<f32>() as f64
+                }
+                None => 0.0,
+            })
+            .collect()
+    };
+    let mut curves = vec![GradientCurve {
+        state: "h".into(),
+        norms: norms(&probes_h),
+    }];
+    if kind.has_cell_state() {
+        // C_T does not reach the loss through its probe (h_T was computed from C_T before the
+        // probe was added), so the c curve stops at T - 1.
+        let mut c = norms(&probes_c);
+        c.pop();
+        curves.push(GradientCurve {
+            state: "c".into(),
+            norms: c,
+        });
+    }
+    curves
+}
+
+/// A norm-through-time curve to draw: its legend and `‖∂L/∂s_t‖` for `t = 1..`.
+pub type NormCurve = (String, Vec<f64>);
+
+/// Norms below this (underflow) are drawn at it.
+const FLOOR: f64 = 1e-30;
+
 /// Draws `‖∂L/∂s_t‖` against `t` on a log scale, one line per `(label, norms)`, into `path`.
 /// Norms below 1e-30 (underflow) are drawn at 1e-30.
-pub fn plot_gradient_norms(curves: &[(String, Vec<f64>)], path: &std::path::Path) -> Result<()> {
+pub fn plot_gradient_norms(curves: &[NormCurve], path: &std::path::Path) -> Result<()> {
+    plot_gradient_panels(
+        &[(
+            "Gradient through time: ‖∂L/∂h_t‖, L on the last output".to_string(),
+            curves.to_vec(),
+        )],
+        path,
+    )
+}
+
+/// Draws charts side by side, each `(title, curves)` as [`plot_gradient_norms`] draws one, on
+/// one shared log scale so that they compare (the k-th curve of every chart has the same
+/// colour).
+pub fn plot_gradient_panels(
+    panels: &[(String, Vec<NormCurve>)],
+    path: &std::path::Path,
+) -> Result<()> {
     use crate::plot::{plot_err, register_font};
     use plotters::prelude::*;
     register_font();
-    const FLOOR: f64 = 1e-30;
-    let steps = curves
-        .iter()
-        .map(|(_, n)| n.len())
-        .max()
-        .unwrap_or(1)
-        .max(2);
-    let values = curves.iter().flat_map(|(_, n)| n.iter().copied());
-    let (lo, hi) = values
+    let all = || panels.iter().flat_map(|(_, c)| c.iter());
+    let steps = all().map(|(_, n)| n.len()).max().unwrap_or(1).max(2);
+    let (lo, hi) = all()
+        .flat_map(|(_, n)| n.iter().copied())
         .filter(|v| v.is_finite())
         .fold((f64::MAX, f64::MIN), |(lo, hi), v| {
             (lo.min(v.max(FLOOR)), hi.max(v))
@@ -268,54 +307,55 @@ pub fn plot_gradient_norms(curves: &[(String, Vec<f64>)], path: &std::path::Path
     } else {
         (lo / 3.0, hi * 3.0)
     };
-    let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
+    let n = panels.len().max(1) as u32;
+    let width = if n == 1 { 1000 } else { 720 * n };
+    let root = BitMapBackend::new(path, (width, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Gradient through time: ‖∂L/∂h_t‖, L on the last output",
-            ("sans-serif", 24),
-        )
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(1f64..steps as f64, (lo..hi).log_scale())
-        .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("time step t")
-        .y_desc("‖∂L/∂h_t‖ (log)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0e}"))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
-    for (k, (label, norms)) in curves.iter().enumerate() {
-        let color = Palette99::pick(k).to_rgba();
-        let points: Vec<(f64, f64)> = norms
-            .iter()
-            .enumerate()
-            .map(|(t, &v)| {
-                (
-                    (t + 1) as f64,
-                    if v.is_finite() { v.max(FLOOR) } else { hi },
-                )
-            })
-            .collect();
+    for ((title, curves), area) in panels.iter().zip(root.split_evenly((1, n as usize))) {
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(80)
+            .build_cartesian_2d(1f64..steps as f64, (lo..hi).log_scale())
+            .map_err(|e| plot_err(path, e))?;
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| plot_err(path, e))?
-            .label(label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .configure_mesh()
+            .x_desc("time step t")
+            .y_desc("‖∂L/∂h_t‖ (log)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        for (k, (label, norms)) in curves.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let points: Vec<(f64, f64)> = norms
+                .iter()
+                .enumerate()
+                .map(|(t, &v)| {
+                    (
+                        (t + 1) as f64,
+                        if v.is_finite() { v.max(FLOOR) } else { hi },
+                    )
+                })
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|e| plot_err(path, e))?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
     root.present().map_err(|e| plot_err(path, e))?;
     Ok(())
 }
