@@ -7,8 +7,11 @@
 # tanh RNN and IRNN at lr 1e-3 with and without clipping at 1, LSTM at lr 2e-2 with clipping at 1,
 # GRU at lr 3e-3. The copy problem and pixel-sequential Fashion-MNIST (20,000 training images)
 # run every cell at the defaults (lr 1e-3, batch 32), tanh and IRNN on copy also clipped.
-# Each invocation's console output goes to $OUT/<name>.txt.
+# Each invocation's console output goes to $OUT/<name>.txt; run again with the same OUT, the
+# script skips the invocations that finished (their console output ends with the results line)
+# and redoes the others.
 # Usage: scripts/memory_grid.sh [OUT, default runs/memory-grid-<date>]
+#   DEEPNET_BIN=path: use this deepnet binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=/usr/share/datasets/fashion-mnist
@@ -21,11 +24,19 @@ if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ]; then
 fi
 OUT="${1:-runs/memory-grid-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
-cargo build --release
-BIN="${CARGO_TARGET_DIR:-target}/release/deepnet"
+if [ -n "${DEEPNET_BIN:-}" ]; then
+  BIN=$DEEPNET_BIN
+else
+  cargo build --release
+  BIN="${CARGO_TARGET_DIR:-target}/release/deepnet"
+fi
 bench() { # NAME ARGS...
   local name=$1
   shift
+  if grep -q "^results: " "$OUT/$name.txt" 2>/dev/null; then
+    echo "== $name: done before, skipped"
+    return
+  fi
   echo "== $name: deepnet memory-bench $* --out $OUT/$name" | tee "$OUT/$name.txt"
   /usr/bin/time -f "%e s wall" "$BIN" memory-bench "$@" --data "$DATA" --out "$OUT/$name" 2>&1 \
     | tee -a "$OUT/$name.txt"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The tests, as CI runs them (`.ci/run`): `cargo test --release --features wgpu`, one build in
-# which every test runs, the GPU path's among them (tests/wgpu.rs: LeNet-5 training steps, a
-# ResNet-18 forward and an LSTM forward on `Device::wgpu` against the CPU).
+# The checks and tests, as CI runs them (`.ci/run`): what a reviewer checks first —
+# `cargo fmt --check`, `cargo clippy --all-targets --features wgpu -- -D warnings` and
+# `cargo doc --no-deps --features wgpu` with warnings as errors — then
+# `cargo test --release --features wgpu`, one build in which every test runs, the GPU path's
+# among them (tests/wgpu.rs: LeNet-5 training steps, a ResNet-18 forward and an LSTM forward
+# on `Device::wgpu` against the CPU), and a short round of the fuzzers (tests/fuzz.rs).
 #
 # Without a GPU the wgpu tests run on Mesa's lavapipe, a CPU Vulkan driver (Debian
 # `mesa-vulkan-drivers`), installed here with apt-get when no Vulkan driver is present. Where
@@ -27,6 +30,14 @@ install_lavapipe() {
         || { apt-get update -q >/dev/null 2>&1 \
             && apt-get install -y -q --no-install-recommends $pkgs >/dev/null 2>&1; }
 }
+
+# rustup's default profile has rustfmt and clippy; a minimal one may not.
+if command -v rustup >/dev/null; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+cargo fmt --check
+cargo clippy --all-targets --features wgpu -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --features wgpu
 
 skip=()
 if ! have_driver && ! { install_lavapipe && have_driver; }; then

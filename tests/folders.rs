@@ -418,7 +418,7 @@ fn bad_inputs_get_one_clear_line() {
             "--out",
             &t(&other),
         ]);
-        assert_fails_with(&o, &format!("at least {min} pixels"));
+        assert_fails_with(&o, &format!("between {min} and 2048 pixels"));
     }
     let o = deepnet(&[
         "train",

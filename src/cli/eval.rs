@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use deepnet::tasks::classification::eval_checkpoint;
+use deepnet::tasks::classification::{eval_checkpoint, eval_report_dir};
 use deepnet::Result;
 
 use super::device::DeviceArg;
@@ -13,7 +13,9 @@ use super::device::DeviceArg;
 pub struct EvalArgs {
     /// A run directory or a checkpoint.safetensors file.
     checkpoint: PathBuf,
-    /// Test on this MNIST-format directory instead of the run's own.
+    /// Test on this data instead of the run's own test images: an MNIST-format directory, or
+    /// a folder with the run's classes. Its report goes to RUN/eval-<folder name>/; the run's
+    /// own report/ is kept.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Refuse the checkpoint unless it holds this model.
@@ -57,7 +59,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
         println!();
     }
     if a.checkpoint.is_dir() {
-        println!("report written to {}/report/", a.checkpoint.display());
+        println!(
+            "report written to {}/",
+            eval_report_dir(&a.checkpoint, a.data.as_deref()).display()
+        );
     }
     Ok(())
 }

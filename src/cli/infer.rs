@@ -52,12 +52,13 @@ struct Infer {
 
 impl ZooVisitor for Infer {
     type Output = Result<NpyArray>;
-    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> Result<NpyArray> {
-        let namer = model.clone();
-        let model = load_state_dict(model, &|p| namer.torch_key(p), &self.dict)?;
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<NpyArray> {
         let [n, c, h, w]: [usize; 4] = self.input.shape[..]
             .try_into()
             .map_err(|_| Error::invalid("--input", "expected N×C×H×W"))?;
+        deepnet::vision::check_input(spec, [c, h, w])?;
+        let namer = model.clone();
+        let model = load_state_dict(model, &|p| namer.torch_key(p), &self.dict)?;
         let per_image = c * h * w;
         let device = self.device;
         let mut out = Vec::new();

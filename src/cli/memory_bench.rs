@@ -244,7 +244,7 @@ fn combine(dirs: &[PathBuf], out: &std::path::Path) -> Result<()> {
     let mut results: Vec<MemoryResult> = Vec::new();
     for dir in dirs {
         let path = dir.join("results.json");
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = deepnet::io::read_file(&path, deepnet::io::Limit::JSON)?;
         let rs: Vec<MemoryResult> = serde_json::from_slice(&bytes).map_err(|e| {
             Error::invalid(
                 "--combine",

@@ -65,6 +65,10 @@ enum Command {
 pub fn run() -> std::process::ExitCode {
     let matches = Cli::command().get_matches();
     let subcommand = matches.subcommand_name().unwrap_or_default().to_string();
+    if let Err(e) = check_resume_flags(&matches) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -97,6 +101,45 @@ pub fn run() -> std::process::ExitCode {
 /// The message of `e`, with a setting the library names by its field (`batch_size`) named by
 /// the flag of `subcommand` that sets it (`--batch-size`), when there is one: the library
 /// knows no command line, the user knows only that.
+/// What a resumed run may be told: how many epochs in all, where to compute, and the model
+/// name `train` takes anyway (checked against the run's).
+const RESUME_FLAGS: [&str; 4] = ["resume", "epochs", "device", "model"];
+
+/// A resumed run continues with the settings it was started with (they are in its
+/// `config.json` and its optimizer state): any other flag on the command line would be
+/// silently ignored, so it is refused, named.
+fn check_resume_flags(matches: &clap::ArgMatches) -> Result<(), String> {
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    // The arguments of the subcommand (its ids also name argument groups).
+    let args: Vec<String> = Cli::command()
+        .find_subcommand(name)
+        .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
+        .unwrap_or_default();
+    let given = |id: &str| {
+        sub.try_get_raw(id).ok().flatten().is_some()
+            && sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    if !given("resume") {
+        return Ok(());
+    }
+    let mut extra: Vec<String> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !RESUME_FLAGS.contains(id) && given(id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    extra.sort();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{} cannot change a resumed run: it continues with the settings it was started with (only --epochs and --device apply); start a new run with --out to change them",
+        extra.join(", ")
+    ))
+}
+
 fn in_flag_terms(subcommand: &str, e: &deepnet::Error) -> String {
     if let deepnet::Error::InvalidArgument { what, reason } = e {
         // Settings whose flag is not their name.

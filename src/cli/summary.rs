@@ -122,20 +122,18 @@ pub fn run(a: SummaryArgs) -> Result<()> {
         (Some(name), false) => {
             let spec = deepnet::vision::spec(name)?;
             let classes = a.num_classes.unwrap_or(spec.classes);
-            if classes == 0 {
-                return Err(Error::invalid("--num-classes", "must be at least 1"));
+            if classes == 0 || classes > deepnet::vision::MAX_CLASSES {
+                return Err(Error::invalid(
+                    "--num-classes",
+                    format!(
+                        "{classes}: must be between 1 and {}",
+                        deepnet::vision::MAX_CLASSES
+                    ),
+                ));
             }
             let input = a.input.as_deref().map(parse_input).transpose()?;
             if let Some(i) = input {
-                if i[0] != spec.input[0] {
-                    return Err(Error::invalid(
-                        "--input",
-                        format!(
-                            "{name} takes {} input channels, not {}",
-                            spec.input[0], i[0]
-                        ),
-                    ));
-                }
+                deepnet::vision::check_input(spec, i)?;
             }
             let device = a.device.device()?;
             visit_model(

@@ -199,7 +199,7 @@ fn header_check(path: &Path) -> Result<()> {
 
 /// Decodes the image at `path` with the decoder limits (see [`MAX_SIDE`]).
 pub fn decode(path: &Path) -> Result<DynamicImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_file(path, crate::io::Limit::IMAGE)?;
     let mut reader = image::io::Reader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
@@ -306,19 +306,48 @@ impl ImageTransform {
 
     /// Shorter side to `resize`, then the centre `size`×`size`.
     fn centre(&self, img: &RgbImage) -> RgbImage {
-        let (w, h) = (img.width().max(1), img.height().max(1));
-        let r = self.resize.max(self.size) as u64;
-        // Shorter side to `resize`, the other in proportion (rounded down, as torchvision).
-        let (nw, nh) = if w <= h {
-            (r as u32, (r * h as u64 / w as u64) as u32)
-        } else {
-            ((r * w as u64 / h as u64) as u32, r as u32)
-        };
-        let s = self.size as u32;
-        let img = image::imageops::resize(img, nw.max(s), nh.max(s), FilterType::Triangle);
-        let (left, top) = ((img.width() - s) / 2, (img.height() - s) / 2);
-        image::imageops::crop_imm(&img, left, top, s, s).to_image()
+        resize_and_centre_crop(img, self.resize.max(self.size) as u32, self.size as u32)
     }
+}
+
+/// Images longer than this many times their width (or the reverse) are cut to their centre
+/// part of this aspect ratio before resizing.
+pub const MAX_ASPECT: u64 = 64;
+
+/// torchvision's evaluation resize and crop: the shorter side of `img` to `resize`, the other
+/// in proportion (rounded down, as torchvision), then the centre `size`×`size`.
+///
+/// A 1×16,384 image would resize to 256×4,194,304 (3 GB) to keep 256×256 of it: an image
+/// longer than [`MAX_ASPECT`]:1 is first cut to its centre part of that ratio, which holds every
+/// pixel the crop keeps, so memory stays bounded (the result differs from torchvision's only
+/// in the last digits, and only for such images).
+pub fn resize_and_centre_crop(img: &RgbImage, resize: u32, size: u32) -> RgbImage {
+    let (w, h) = (img.width().max(1) as u64, img.height().max(1) as u64);
+    let cut;
+    let img = if h > MAX_ASPECT * w || w > MAX_ASPECT * h {
+        let (cw, ch) = (w.min(MAX_ASPECT * h), h.min(MAX_ASPECT * w));
+        cut = image::imageops::crop_imm(
+            img,
+            ((w - cw) / 2) as u32,
+            ((h - ch) / 2) as u32,
+            cw as u32,
+            ch as u32,
+        )
+        .to_image();
+        &cut
+    } else {
+        img
+    };
+    let (w, h) = (img.width().max(1) as u64, img.height().max(1) as u64);
+    let r = resize as u64;
+    let (nw, nh) = if w <= h {
+        (r as u32, (r * h / w) as u32)
+    } else {
+        ((r * w / h) as u32, r as u32)
+    };
+    let img = image::imageops::resize(img, nw.max(size), nh.max(size), FilterType::Triangle);
+    let (left, top) = ((img.width() - size) / 2, (img.height() - size) / 2);
+    image::imageops::crop_imm(&img, left, top, size, size).to_image()
 }
 
 /// torchvision's `RandomResizedCrop.get_params` with scale (0.08, 1) and ratio (3/4, 4/3):
@@ -500,6 +529,21 @@ impl ImageSource for FolderImages {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_aspect_ratios_resize_in_bounded_memory() {
+        // 1x16,384: resized whole it would be 256x4,194,304 (3 GiB); cut first, it is quick.
+        let tall = RgbImage::from_fn(1, 16_384, |_, y| image::Rgb([(y % 256) as u8, 0, 0]));
+        let started = std::time::Instant::now();
+        let out = resize_and_centre_crop(&tall, 256, 224);
+        assert_eq!(out.dimensions(), (224, 224));
+        assert!(started.elapsed().as_secs() < 5);
+        // An ordinary photo is not cut: the same as resizing it whole.
+        let photo = RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let whole = image::imageops::resize(&photo, 384, 256, FilterType::Triangle);
+        let crop = image::imageops::crop_imm(&whole, 80, 16, 224, 224).to_image();
+        assert_eq!(resize_and_centre_crop(&photo, 256, 224), crop);
+    }
     use crate::data::batch::rng;
 
     fn write(path: &Path, w: u32, h: u32) {

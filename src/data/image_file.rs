@@ -2,19 +2,18 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::data::folder::{decode, resize_and_centre_crop};
+use crate::error::Result;
 
 /// Reads the image at `path` (PNG, JPEG, BMP, GIF, PNM, TIFF, WebP; the format is read from the
 /// contents, not the extension), converts colour to 8-bit grey (ITU-R BT.601 luma) and resizes
 /// it to `rows` x `cols` with a triangle filter when its size differs. Returns the pixels
 /// row-major.
 ///
-/// A file that is not a decodable image gives [`Error::BadData`] naming it.
+/// A file that is not a decodable image gives [`Error::BadData`](crate::Error::BadData)
+/// naming it.
 pub fn load_grey_image(path: &Path, rows: usize, cols: usize) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| Error::bad_data(path, format!("not a readable image ({e})")))?;
-    let grey = img.to_luma8();
+    let grey = decode(path)?.to_luma8();
     let grey = if grey.width() as usize != cols || grey.height() as usize != rows {
         image::imageops::resize(
             &grey,
@@ -46,29 +45,12 @@ pub fn imagenet_classes() -> Vec<&'static str> {
 /// and normalised with [`IMAGENET_MEAN`] and [`IMAGENET_STD`]. Returns `[3, crop, crop]`
 /// values, channel-major.
 pub fn load_imagenet_image(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| Error::bad_data(path, format!("not a readable image ({e})")))?
-        .to_rgb8();
-    let (w, h) = (img.width().max(1), img.height().max(1));
-    // Shorter side to `resize`, the other in proportion (rounded down, as torchvision).
-    let (nw, nh) = if w <= h {
-        (resize, (resize as u64 * h as u64 / w as u64) as u32)
-    } else {
-        ((resize as u64 * w as u64 / h as u64) as u32, resize)
-    };
-    let img = image::imageops::resize(
-        &img,
-        nw.max(crop),
-        nh.max(crop),
-        image::imageops::FilterType::Triangle,
-    );
-    let (left, top) = ((img.width() - crop) / 2, (img.height() - crop) / 2);
+    let img = resize_and_centre_crop(&decode(path)?.to_rgb8(), resize, crop);
     let n = (crop * crop) as usize;
     let mut out = vec![0f32; 3 * n];
     for y in 0..crop {
         for x in 0..crop {
-            let p = img.get_pixel(left + x, top + y);
+            let p = img.get_pixel(x, y);
             for c in 0..3 {
                 out[c * n + (y * crop + x) as usize] =
                     (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];

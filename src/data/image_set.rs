@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::Augment;
 use super::batch::{shuffled_indices, train_val_split};
 use super::folder::{FolderImages, ImageFolder, ImageTransform};
-use super::mnist::{load_dataset_pair, DatasetKind, ImageDataset, Normalization};
+use super::mnist::{load_dataset_pair, DatasetKind, ImageDataset, Normalization, Split};
 use super::source::{ImageSource, InMemoryImages};
 use crate::error::{Error, Result};
 
@@ -188,6 +188,19 @@ pub fn load_images(data: &ImageData, seed: u64) -> Result<LoadedImages> {
         ImageData::Mnist(m) => load_mnist(m, seed),
         ImageData::Folder(f) => load_folder(f, seed),
     }
+}
+
+/// The test split alone of an MNIST-format run's data (what `eval` needs: the directory may
+/// hold no training images at all).
+pub fn load_mnist_test(m: &MnistData) -> Result<Box<dyn ImageSource>> {
+    let dir = Path::new(&m.dir);
+    let test = super::mnist::load_split(dir, Split::Test, m.kind)?;
+    let test = keep_classes(test, &m.classes, &m.class_names);
+    Ok(Box::new(InMemoryImages {
+        data: test,
+        norm: m.normalization,
+        augment: Augment::None,
+    }))
 }
 
 fn load_mnist(m: &MnistData, seed: u64) -> Result<LoadedImages> {

@@ -290,8 +290,26 @@ impl Mnist {
 
 /// Loads the train and test splits of `dir` as `kind`.
 pub fn load_dataset_pair(dir: &Path, kind: DatasetKind) -> Result<(ImageDataset, ImageDataset)> {
-    Ok((
-        load_split(dir, Split::Train, kind)?,
-        load_split(dir, Split::Test, kind)?,
-    ))
+    let train = load_split(dir, Split::Train, kind)?;
+    let test = load_split(dir, Split::Test, kind)?;
+    for (set, name) in [(&train, "training"), (&test, "test")] {
+        if set.len() == 0 {
+            return Err(Error::bad_data(
+                dir,
+                format!("the {name} split holds no images"),
+            ));
+        }
+    }
+    // A model is built for one image size: test images of another would fail only after
+    // training, deep inside the model.
+    if (test.rows, test.cols) != (train.rows, train.cols) {
+        return Err(Error::bad_data(
+            dir,
+            format!(
+                "the test images are {}x{} and the training images {}x{}: both splits must have one size",
+                test.rows, test.cols, train.rows, train.cols
+            ),
+        ));
+    }
+    Ok((train, test))
 }

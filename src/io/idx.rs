@@ -9,6 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use super::bounded::{read_file, read_gzip_exact, Limit, MAX_GZIP_RATIO};
 use crate::error::{Error, Result};
 
 /// Element type code for unsigned bytes, the only one MNIST-format data sets use.
@@ -23,32 +24,40 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads the whole file at `path`, gunzipping it when it starts with the gzip magic.
-pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| {
-                Error::bad_data(path, format!("gzip stream is corrupt or truncated ({e})"))
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+/// Whether `bytes` start with the gzip magic `1f 8b`.
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
 }
 
-/// Parses IDX `bytes` (already decompressed); `path` only names the source in errors.
-pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
-    if bytes.len() < 4 {
+/// Reads the whole file at `path` (at most [`Limit::IDX`]), gunzipping it when it starts with
+/// the gzip magic; the inflated size is capped at [`MAX_GZIP_RATIO`] times the file's.
+pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    let raw = read_file(path, Limit::IDX)?;
+    if !is_gzip(&raw) {
+        return Ok(raw);
+    }
+    let cap = raw.len() as u64 * MAX_GZIP_RATIO;
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]);
+    (&mut dec)
+        .take(cap + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::bad_data(path, format!("gzip stream is corrupt or truncated ({e})")))?;
+    if out.len() as u64 > cap {
         return Err(Error::bad_data(
             path,
-            format!(
-                "not an IDX file: {} bytes, too short for the 4-byte magic number",
-                bytes.len()
-            ),
+            "inflates beyond what gzip can honestly hold: not a data file",
         ));
+    }
+    Ok(out)
+}
+
+/// The header of IDX `bytes` (at least its first `4 + 4·ndim` bytes): the dimensions, the
+/// element count (checked for overflow) and the header's length, or how many bytes the header
+/// needs when `bytes` is too short to hold it yet.
+fn parse_header(bytes: &[u8], path: &Path) -> Result<Header> {
+    if bytes.len() < 4 {
+        return Ok(Header::Need(4));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(Error::bad_data(
@@ -72,13 +81,7 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     }
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
-        return Err(Error::bad_data(
-            path,
-            format!(
-                "truncated IDX header: {ndim} dimensions need {header} bytes, file has {}",
-                bytes.len()
-            ),
-        ));
+        return Ok(Header::Need(header));
     }
     let dims: Vec<usize> = (0..ndim)
         .map(|i| {
@@ -90,6 +93,48 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| Error::bad_data(path, format!("IDX dimensions {dims:?} overflow")))?;
+    Ok(Header::Done {
+        dims,
+        count,
+        len: header,
+    })
+}
+
+enum Header {
+    /// The header needs this many bytes in all.
+    Need(usize),
+    /// The parsed header.
+    Done {
+        dims: Vec<usize>,
+        count: usize,
+        len: usize,
+    },
+}
+
+/// Parses IDX `bytes` (already decompressed); `path` only names the source in errors.
+pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+    let (dims, count, header) = match parse_header(bytes, path)? {
+        Header::Done { dims, count, len } => (dims, count, len),
+        Header::Need(4) => {
+            return Err(Error::bad_data(
+                path,
+                format!(
+                    "not an IDX file: {} bytes, too short for the 4-byte magic number",
+                    bytes.len()
+                ),
+            ))
+        }
+        Header::Need(n) => {
+            return Err(Error::bad_data(
+                path,
+                format!(
+                    "truncated IDX header: {} dimensions need {n} bytes, file has {}",
+                    bytes[3],
+                    bytes.len()
+                ),
+            ))
+        }
+    };
     let body = bytes.len() - header;
     if body < count {
         return Err(Error::bad_data(
@@ -112,10 +157,50 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     })
 }
 
-/// Reads and validates the IDX file at `path` (gzip or raw).
+/// Reads and validates the IDX file at `path` (gzip or raw). A gzip file is inflated only as
+/// far as its header declares: the size is checked against the compressed size before
+/// inflating, and data beyond it is an error found after one more byte, so a small file that
+/// inflates to gigabytes costs no more memory than the data it declares.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = read_maybe_gzip(path)?;
-    parse_idx(&bytes, path)
+    let raw = read_file(path, Limit::IDX)?;
+    if !is_gzip(&raw) {
+        return parse_idx(&raw, path);
+    }
+    let mut dec = flate2::read::MultiGzDecoder::new(&raw[..]);
+    let corrupt = |e: std::io::Error| {
+        Error::bad_data(path, format!("gzip stream is corrupt or truncated ({e})"))
+    };
+    let mut head = Vec::new();
+    let (dims, count) = loop {
+        match parse_header(&head, path)? {
+            Header::Done { dims, count, .. } => break (dims, count),
+            Header::Need(n) => {
+                let missing = (n - head.len()) as u64;
+                let got = (&mut dec)
+                    .take(missing)
+                    .read_to_end(&mut head)
+                    .map_err(corrupt)?;
+                if (got as u64) < missing {
+                    // Too short: the in-memory parser words the error.
+                    return Err(parse_idx(&head, path)
+                        .err()
+                        .unwrap_or_else(|| Error::bad_data(path, "truncated IDX header")));
+                }
+            }
+        }
+    };
+    if count as u64 > raw.len() as u64 * MAX_GZIP_RATIO {
+        return Err(Error::bad_data(
+            path,
+            format!(
+                "dimensions {dims:?} declare {count} bytes, more than {} bytes of gzip can hold",
+                raw.len()
+            ),
+        ));
+    }
+    let mut data = Vec::with_capacity(count);
+    read_gzip_exact(&mut dec, count as u64, &mut data, path)?;
+    Ok(IdxArray { dims, data })
 }
 
 /// Encodes `data` with dimensions `dims` as raw IDX bytes (unsigned byte elements).
@@ -170,6 +255,39 @@ mod tests {
         let err = parse_idx(b"\x00\x00\x08\x03\0\0", p()).unwrap_err();
         assert!(err.to_string().contains("truncated IDX header"), "{err}");
         assert!(parse_idx(b"\x00", p()).is_err());
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gzip_bomb_behind_a_valid_header_is_refused_without_inflating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.gz");
+        // A valid 2x3 array followed by 64 MiB of zeros (64 KiB compressed).
+        let mut bytes = encode_idx(&[2, 3], &[1, 2, 3, 4, 5, 6]);
+        bytes.resize(bytes.len() + (64 << 20), 0);
+        std::fs::write(&path, gz(&bytes)).unwrap();
+        let err = read_idx(&path).unwrap_err().to_string();
+        assert!(err.contains("more data than"), "{err}");
+        // A header declaring more than the compressed bytes can hold.
+        let lie = encode_idx(&[1 << 20, 1 << 10], &[]);
+        std::fs::write(&path, gz(&lie)).unwrap();
+        let err = read_idx(&path).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
+        // The honest file reads; a truncated one is named.
+        std::fs::write(&path, gz(&encode_idx(&[2, 3], &[1, 2, 3, 4, 5, 6]))).unwrap();
+        assert_eq!(read_idx(&path).unwrap().data, vec![1, 2, 3, 4, 5, 6]);
+        std::fs::write(&path, gz(&encode_idx(&[2, 3], &[1, 2, 3]))).unwrap();
+        let err = read_idx(&path).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+        std::fs::write(&path, gz(b"\x00\x00\x08")).unwrap();
+        let err = read_idx(&path).unwrap_err().to_string();
+        assert!(err.contains("too short"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! of deepnet but its error type, so every other layer (weights, data, training) can use it.
 
 pub mod atomic;
+pub mod bounded;
 pub mod idx;
 pub mod npy;
 pub mod pth;
@@ -10,3 +11,4 @@ pub mod safetensors_header;
 pub mod tfevents;
 
 pub use atomic::{write_atomic, StagedFile};
+pub use bounded::{read_file, read_text, Limit};

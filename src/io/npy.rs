@@ -20,7 +20,7 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// message that names the file and what it holds.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::read_file(path, super::Limit::NPY)?;
     parse_npy(&bytes, path)
 }
 
@@ -76,12 +76,14 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         .map(|s| s.parse::<usize>())
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| bad(format!("cannot read the shape ({inner})")))?;
-    let n: usize = shape.iter().product();
+    let need = shape
+        .iter()
+        .try_fold(4usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad(format!("shape {shape:?} is too large (its size overflows)")))?;
     let body = &bytes[start + header_len..];
-    if body.len() != n * 4 {
+    if body.len() != need {
         return Err(bad(format!(
-            "shape {shape:?} needs {} bytes of data, the file has {}",
-            n * 4,
+            "shape {shape:?} needs {need} bytes of data, the file has {}",
             body.len()
         )));
     }

@@ -33,7 +33,7 @@ pub fn header(bytes: &[u8], path: &Path) -> Result<serde_json::Map<String, serde
 
 /// The `__metadata__` map of the safetensors file at `path` (empty when it has none).
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::read_file(path, super::Limit::WEIGHTS)?;
     Ok(metadata(&header(&bytes, path)?))
 }
 

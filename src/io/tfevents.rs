@@ -278,7 +278,7 @@ fn decode(data: &[u8]) -> Option<Event> {
 /// Reads every event of the file at `path`, checking both CRCs of every record. A torn last
 /// record (a crash mid-write) ends the list; any other damage is an error naming the offset.
 pub fn read_events(path: &Path) -> Result<Vec<Event>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::read_file(path, super::Limit::EVENTS)?;
     let mut events = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {

@@ -138,6 +138,9 @@ fn gate_names(cell: CellKind) -> &'static [&'static str] {
     }
 }
 
+/// The largest recurrent scale (spectral radius) and forget bias a probe takes.
+pub const MAX_SCALE: f64 = 1000.0;
+
 /// Measures `‖∂L/∂h_t‖` (and `‖∂L/∂C_t‖` for LSTM), `t = 1..T`, `L = Σ h_T`, on `device` (its
 /// autodiff form, if it is not one already), and the spectrum of each gate block of `W_hh`.
 pub fn gradient_norms(probe: &GradientProbe, device: &Device) -> Result<GradientReport> {
@@ -153,10 +156,27 @@ pub fn gradient_norms(probe: &GradientProbe, device: &Device) -> Result<Gradient
             "steps, hidden size and batch must be at least 1",
         ));
     }
-    if !probe.scale.is_finite() || probe.scale < 0.0 {
+    // Above a radius of 1000 every state saturates or overflows f32 within a few steps, and
+    // the eigenvalue solver spins on the infinities: nothing more is learned.
+    if !(0.0..=MAX_SCALE).contains(&probe.scale) {
         return Err(Error::invalid(
             "scale",
-            format!("{} (must be a finite number ≥ 0)", probe.scale),
+            format!("{} (must be between 0 and {MAX_SCALE})", probe.scale),
+        ));
+    }
+    if !probe.input_std.is_finite() || probe.input_std < 0.0 {
+        return Err(Error::invalid(
+            "input-std",
+            format!("{} (must be a finite number ≥ 0)", probe.input_std),
+        ));
+    }
+    if !probe.forget_bias.is_finite() || probe.forget_bias.abs() > MAX_SCALE {
+        return Err(Error::invalid(
+            "forget-bias",
+            format!(
+                "{} (must be between -{MAX_SCALE} and {MAX_SCALE})",
+                probe.forget_bias
+            ),
         ));
     }
     let g = probe.cell.gates();

@@ -591,6 +591,8 @@ pub fn resume_run(
 ) -> Result<LmOutcome> {
     let config_path = dir.join(CONFIG_FILE);
     let mut run = LmRun::from_json(read_config(dir)?, &config_path)?;
+    // Before anything in the run is read for training or written.
+    crate::train::run::lock_run_dir(dir)?;
     let meta = read_checkpoint_meta(&resolve_checkpoint(dir)?)?;
     extend_epochs(&mut run.train, epochs, meta.state.epoch)?;
     let text = LmText::load(&run.data)?;

@@ -360,6 +360,16 @@ impl RunConfig {
                 format!("holds a {} run, not a {TASK} run", run.task),
             ));
         }
+        let names = run.data.class_names().len();
+        if names != run.num_classes {
+            return Err(Error::bad_data(
+                origin,
+                format!(
+                    "names {names} classes but its model has {} outputs: the run config is damaged",
+                    run.num_classes
+                ),
+            ));
+        }
         Ok(run)
     }
 
@@ -511,6 +521,17 @@ pub fn default_val_size(n: usize) -> usize {
     (n / 10).min(5000)
 }
 
+/// Every epoch ends with a validation: a run needs at least one validation image.
+fn check_val_size(val_size: usize) -> Result<()> {
+    if val_size == 0 {
+        return Err(Error::invalid(
+            "val-size",
+            "must be at least 1: the run is validated after every epoch (too few training images, or --val-size 0)",
+        ));
+    }
+    Ok(())
+}
+
 /// Training images of an MNIST-format directory with the given labels kept (from the labels
 /// file, which is small).
 fn count_mnist(dir: &Path, classes: &[usize]) -> Result<usize> {
@@ -560,6 +581,7 @@ fn resolve_data(req: &DataRequest, spec: &ModelSpec) -> Result<ImageData> {
                     default_val_size(n)
                 }
             };
+            check_val_size(val_size)?;
             Ok(ImageData::Mnist(MnistData {
                 dir: dir.display().to_string(),
                 kind: *dataset,
@@ -595,6 +617,9 @@ fn resolve_data(req: &DataRequest, spec: &ModelSpec) -> Result<ImageData> {
                 (None, Some(v)) => *v,
                 (None, None) => default_val_size(n).max(usize::from(n >= 2)),
             };
+            if val_dir.is_none() {
+                check_val_size(val_size)?;
+            }
             let mut transform = ImageTransform::imagenet(spec.input[0], size);
             transform.augment = *augment;
             if *normalize == Normalize::Data {
@@ -926,6 +951,8 @@ pub fn resume_run(
     observer: &mut dyn Observer,
 ) -> Result<RunOutcome> {
     let config = read_config(dir)?;
+    // Before anything in the run is read for training or written.
+    crate::train::run::lock_run_dir(dir)?;
     let config_path = dir.join(crate::train::run::CONFIG_FILE);
     if task_of(&config) != TASK {
         return Err(Error::bad_data(
@@ -994,7 +1021,18 @@ struct EvalVisitor<'a> {
 
 impl ZooVisitor for EvalVisitor<'_> {
     type Output = Result<EvalReport>;
-    fn visit<M: ImageClassifier>(self, model: M, _spec: &'static ModelSpec) -> Result<EvalReport> {
+    fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Result<EvalReport> {
+        let expected = self.loaded.run.input_shape(spec);
+        let shape = self.test.shape();
+        if shape != expected {
+            return Err(Error::invalid(
+                "data",
+                format!(
+                    "the test images are {}x{}x{} and the model was trained on {}x{}x{}",
+                    shape[0], shape[1], shape[2], expected[0], expected[1], expected[2]
+                ),
+            ));
+        }
         let model = load_weights(model, &self.loaded.path)?;
         let train = &self.loaded.run.train;
         let batch = train
@@ -1013,8 +1051,7 @@ fn eval_images(run: &RunConfig, data_dir: Option<&Path>) -> Result<Box<dyn Image
             if let Some(d) = data_dir {
                 m.dir = d.display().to_string();
             }
-            let test = load_images(&ImageData::Mnist(m), run.train.seed)?.test;
-            Ok(test.expect("MNIST-format data has a test split"))
+            crate::data::image_set::load_mnist_test(&m)
         }
         ImageData::Folder(f) => {
             let dir = match (data_dir, &f.test_dir) {
@@ -1037,9 +1074,36 @@ fn eval_images(run: &RunConfig, data_dir: Option<&Path>) -> Result<Box<dyn Image
     }
 }
 
+/// Where `eval` of a run directory `dir` writes its report: the run's own `report/` for its own
+/// test images; for other images (`data_dir`), `eval-<their folder's name>/`, so that the
+/// run's report is never replaced by one about other data.
+pub fn eval_report_dir(dir: &Path, data_dir: Option<&Path>) -> PathBuf {
+    match data_dir {
+        None => dir.join("report"),
+        Some(d) => {
+            let name: String = d
+                .canonicalize()
+                .unwrap_or_else(|_| d.to_path_buf())
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into())
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            dir.join(format!("eval-{name}"))
+        }
+    }
+}
+
 /// Evaluates the checkpoint at `path` (a run directory or a checkpoint file) on the test split
 /// of its data set, or on `data_dir` when given. When `path` is a run directory the report
-/// (confusion matrix, JSON) is rewritten in its `report/`.
+/// (confusion matrix, JSON) is written in [`eval_report_dir`]. No test images is an error.
 pub fn eval_checkpoint(
     path: &Path,
     data_dir: Option<&Path>,
@@ -1049,6 +1113,12 @@ pub fn eval_checkpoint(
     let loaded = load_meta(path, model)?;
     let run = &loaded.run;
     let test = eval_images(run, data_dir)?;
+    if test.len() == 0 {
+        return Err(Error::invalid(
+            "data",
+            "there are no test images to evaluate on",
+        ));
+    }
     let device = device.clone().without_autodiff();
     let report = visit_model_with(
         &run.model,
@@ -1061,7 +1131,9 @@ pub fn eval_checkpoint(
             device: &device,
         },
     )??;
-    if path.is_dir() {
+    if path.is_dir() && data_dir.is_some() {
+        write_report_to(&eval_report_dir(path, data_dir), &report)?;
+    } else if path.is_dir() {
         write_report(path, &report)?;
         let history = read_history(path).unwrap_or_default();
         if !history.is_empty() {
@@ -1175,7 +1247,12 @@ pub fn predict(
 
 /// Writes the test part of `report/`: the confusion matrix and the test report as JSON.
 pub fn write_report(dir: &Path, test: &EvalReport) -> Result<()> {
-    let report = dir.join("report");
+    write_report_to(&dir.join("report"), test)
+}
+
+/// Writes `confusion_matrix.png` and `test_report.json` of `test` into the folder `report`.
+pub fn write_report_to(report: &Path, test: &EvalReport) -> Result<()> {
+    let report = report.to_path_buf();
     std::fs::create_dir_all(&report).map_err(|e| Error::io(&report, e))?;
     confusion_matrix(
         &test.class_names,
@@ -1408,7 +1485,8 @@ mod tests {
                       "clip_norm": null, "seed": 42, "val_size": 500, "augment": "flip-shift"},
             "data": {"dir": "/d", "kind": "fashion-mnist",
                      "normalization": {"mean": 0.286, "std": 0.353},
-                     "class_names": ["a"], "limit_train": 0},
+                     "class_names": ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
+                     "limit_train": 0},
             "deepnet_version": "0.1.0"
         });
         let run = RunConfig::from_json(old, Path::new("config.json")).unwrap();

@@ -903,6 +903,8 @@ pub fn resume_run(
 ) -> Result<LangIdOutcome> {
     let config_path = dir.join(CONFIG_FILE);
     let mut run = LangIdRun::from_json(read_config(dir)?, &config_path)?;
+    // Before anything in the run is read for training or written.
+    crate::train::run::lock_run_dir(dir)?;
     let ckpt = resolve_checkpoint(dir)?;
     let meta = read_checkpoint_meta(&ckpt)?;
     extend_epochs(&mut run.train, epochs, meta.state.epoch)?;

@@ -9,6 +9,11 @@
 //! each to a temporary file that is fsynced and renamed over the old one: a process killed at
 //! any moment leaves either the previous checkpoint or the new one, never a torn file, and the
 //! weights file always names an optimizer file that exists.
+//!
+//! The weights file's metadata also carries the CRC-32C of its tensor data
+//! (`deepnet.data_crc32c`), checked on every load: a file damaged on disk or in a copy is an
+//! error naming it, not a run that silently diverges later. (Files written before the checksum
+//! existed load unchecked.)
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +33,7 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 const META_RUN: &str = "deepnet.run";
 const META_STATE: &str = "deepnet.state";
 const META_PARAM_IDS: &str = "deepnet.param_ids";
+const META_CRC: &str = "deepnet.data_crc32c";
 
 /// The parameter ids of a module in visit order. burn's optimizer keys its state (Adam's
 /// moments, momentum) by parameter id, and safetensors has no place for ids: the checkpoint
@@ -136,9 +142,56 @@ pub fn weights_to_safetensors<M: Module>(
     store
         .collect_from(model)
         .map_err(|e| Error::checkpoint("<memory>", format!("serializing weights: {e}")))?;
-    store
+    let bytes = store
         .get_bytes()
-        .map_err(|e| Error::checkpoint("<memory>", format!("serializing weights: {e}")))
+        .map_err(|e| Error::checkpoint("<memory>", format!("serializing weights: {e}")))?;
+    with_checksum(bytes)
+}
+
+/// The safetensors `bytes` with the CRC-32C of their tensor data added to the header's
+/// metadata. The data section is unchanged (tensor offsets are relative to its start), the
+/// header is padded with spaces to a multiple of 8 bytes, as safetensors writes it.
+fn with_checksum(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let origin = Path::new("<memory>");
+    let mut head = header(&bytes, origin)?;
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let data = &bytes[8 + n..];
+    let crc = format!("{:08x}", crc32c::crc32c(data));
+    let meta = head
+        .entry("__metadata__")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if let serde_json::Value::Object(m) = meta {
+        m.insert(META_CRC.into(), crc.into());
+    }
+    let mut json = serde_json::to_vec(&head).expect("a header serializes");
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + data.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+/// Checks the CRC-32C that [`weights_to_safetensors`] recorded against the tensor data of
+/// `bytes` read from `path`; a file without one passes.
+fn verify_checksum(bytes: &[u8], path: &Path) -> Result<()> {
+    let meta = metadata(&header(bytes, path)?);
+    let Some(expected) = meta.get(META_CRC) else {
+        return Ok(());
+    };
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let found = format!("{:08x}", crc32c::crc32c(&bytes[8 + n..]));
+    if *expected != found {
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "is damaged: the checksum of its tensor data is {found}, the file recorded {expected} (restore it from a copy)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Saves `model` and `optim` as the checkpoint of the run in `dir` (see the module doc);
@@ -207,7 +260,8 @@ pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
 /// Loads the weights in the safetensors file at `path` into `model`, name for name. Missing,
 /// unexpected or mis-shaped tensors give an error naming the key (and both shapes).
 pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_file(path, crate::io::Limit::WEIGHTS)?;
+    verify_checksum(&bytes, path)?;
     let ids: Option<Vec<u64>> = metadata(&header(&bytes, path)?)
         .get(META_PARAM_IDS)
         .and_then(|s| serde_json::from_str(s).ok());
@@ -255,7 +309,7 @@ pub fn load_weights<M: Module>(mut model: M, path: &Path) -> Result<M> {
 
 /// Loads the optimizer state file at `path` into `optim`.
 pub fn load_optimizer(optim: ModuleOptimizer, path: &Path) -> Result<ModuleOptimizer> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::io::read_file(path, crate::io::Limit::WEIGHTS)?;
     optim
         .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| Error::checkpoint(path, format!("cannot read optimizer state: {e}")))

@@ -160,6 +160,18 @@ impl TrainConfig {
                 return Err(Error::invalid(name, "must be at least 1"));
             }
         }
+        if let Schedule::Cosine { min_lr } = self.schedule {
+            // A floor above the rate would make the "annealing" raise it.
+            if !(min_lr.is_finite() && (0.0..=self.lr).contains(&min_lr)) {
+                return Err(Error::invalid(
+                    "min_lr",
+                    format!(
+                        "{min_lr} must be a number between 0 and the learning rate {}",
+                        self.lr
+                    ),
+                ));
+            }
+        }
         if let Schedule::Step { step_size, gamma } = self.schedule {
             if step_size == 0 || !(gamma > 0.0 && gamma.is_finite()) {
                 return Err(Error::invalid(

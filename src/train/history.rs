@@ -145,7 +145,7 @@ pub fn read_history(dir: &Path) -> Result<Vec<EpochRecord>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::io::read_text(&path, crate::io::Limit::JSON)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

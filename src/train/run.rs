@@ -22,6 +22,8 @@ pub const DEFAULT_TASK: &str = "classification";
 /// Creates the run directory `dir`, refusing one that already holds a run (a checkpoint):
 /// nothing is overwritten. A directory with a config but no checkpoint is a run stopped
 /// before its first checkpoint: nothing in it is worth keeping, so it may be started again.
+///
+/// The directory is locked for this process ([`lock_run_dir`]) before anything is written.
 pub fn create_run_dir(dir: &Path) -> Result<()> {
     if dir.join(CHECKPOINT_FILE).exists() {
         return Err(Error::invalid(
@@ -32,7 +34,69 @@ pub fn create_run_dir(dir: &Path) -> Result<()> {
             ),
         ));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    lock_run_dir(dir)?;
+    // Another process may have finished a run here between the check and the lock.
+    if dir.join(CHECKPOINT_FILE).exists() {
+        return Err(Error::invalid(
+            "run directory",
+            format!("{} already holds a run", dir.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// File name of a run directory's lock.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Run directories this process holds locked, with the open lock files that hold the locks.
+static LOCKED: std::sync::Mutex<Vec<(std::path::PathBuf, std::fs::File)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Takes an exclusive OS lock (`flock`) on `dir/.lock` for the rest of this process, so that
+/// two processes never write one run: the second gets an error naming the first's process id.
+/// The operating system releases the lock when the process ends, however it ends (a run killed
+/// with SIGKILL can be resumed at once). Locking a directory this process holds already is a
+/// no-op.
+pub fn lock_run_dir(dir: &Path) -> Result<()> {
+    use std::io::Write;
+    let key = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let mut held = LOCKED.lock().unwrap_or_else(|p| p.into_inner());
+    if held.iter().any(|(d, _)| *d == key) {
+        return Ok(());
+    }
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(Error::invalid(
+                "run directory",
+                format!(
+                    "{} is in use by another deepnet process{}; wait for it to end or choose another directory",
+                    dir.display(),
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    }
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    file.set_len(0).map_err(|e| Error::io(&path, e))?;
+    writeln!(file, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+    held.push((key, file));
+    Ok(())
 }
 
 /// Writes `config` as `config.json` of `dir`, atomically.
@@ -44,7 +108,7 @@ pub fn write_config(dir: &Path, config: &serde_json::Value) -> Result<()> {
 /// Reads `config.json` of the run directory `dir`.
 pub fn read_config(dir: &Path) -> Result<serde_json::Value> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::io::read_text(&path, crate::io::Limit::JSON)?;
     serde_json::from_str(&text)
         .map_err(|e| Error::bad_data(&path, format!("not a deepnet run config: {e}")))
 }

@@ -215,6 +215,7 @@ pub fn fit<T: Task>(
         ));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    super::run::lock_run_dir(dir)?;
     materialize(&model);
     let mut optim = build_optimizer(cfg);
     let mut at = Progress::<T::Stats> {

@@ -12,8 +12,8 @@ pub mod zoo;
 pub use lenet::{Lenet5, Lenet5Classic, Lenet5ClassicConfig, Lenet5Config};
 pub use summary::{LayerStat, Trace};
 pub use zoo::{
-    check_input_side, input_sides, spec, visit_model, visit_model_with, ImageClassifier,
-    ModelOptions, ModelSpec, ZooVisitor, MODELS,
+    check_input, check_input_side, input_sides, spec, visit_model, visit_model_with,
+    ImageClassifier, ModelOptions, ModelSpec, ZooVisitor, MAX_CLASSES, MAX_INPUT_SIDE, MODELS,
 };
 
 use burn::prelude::*;

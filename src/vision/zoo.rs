@@ -177,21 +177,45 @@ pub fn input_sides(name: &str) -> (usize, Option<usize>) {
     }
 }
 
+/// The most classes a model may output (ImageNet-21k has 21,841): the head of a VGG with
+/// more would outweigh the rest of the network many times over.
+pub const MAX_CLASSES: usize = 100_000;
+
+/// The largest input side any model takes (a VGG's first activations at 2048² are 1 GiB).
+pub const MAX_INPUT_SIDE: usize = 2048;
+
 /// Checks that model `spec` can take square images of side `side`, with a message naming the
-/// bounds.
+/// bounds (at most [`MAX_INPUT_SIDE`] for every model).
 pub fn check_input_side(spec: &ModelSpec, side: usize) -> Result<()> {
     let (min, max) = input_sides(spec.name);
-    if side < min || max.is_some_and(|m| side > m) {
-        let range = match max {
-            Some(m) => format!("between {min} and {m} pixels"),
-            None => format!("at least {min} pixels"),
-        };
+    let max = max.unwrap_or(MAX_INPUT_SIDE).min(MAX_INPUT_SIDE);
+    if !(min..=max).contains(&side) {
         return Err(Error::invalid(
             "image_size",
-            format!("{} takes images of {range} a side, not {side}", spec.name),
+            format!(
+                "{} takes images of between {min} and {max} pixels a side, not {side}",
+                spec.name
+            ),
         ));
     }
     Ok(())
+}
+
+/// Checks an input `[C, H, W]` against model `spec`: its channels, and each side as
+/// [`check_input_side`] does; done before any tensor is built, so a wrong shape is one line,
+/// not a failed assertion deep inside the model.
+pub fn check_input(spec: &ModelSpec, [c, h, w]: [usize; 3]) -> Result<()> {
+    if c != spec.input[0] {
+        return Err(Error::invalid(
+            "input",
+            format!(
+                "{} takes {} input channels, not {c}",
+                spec.name, spec.input[0]
+            ),
+        ));
+    }
+    check_input_side(spec, h)?;
+    check_input_side(spec, w)
 }
 
 /// The spec of `name`, or an error listing the known names.
@@ -248,8 +272,11 @@ pub fn visit_model_with<V: ZooVisitor>(
     visitor: V,
 ) -> Result<V::Output> {
     let spec = spec(name)?;
-    if num_classes == 0 {
-        return Err(Error::invalid("num_classes", "must be at least 1"));
+    if num_classes == 0 || num_classes > MAX_CLASSES {
+        return Err(Error::invalid(
+            "num_classes",
+            format!("{num_classes}: must be between 1 and {MAX_CLASSES}"),
+        ));
     }
     let in_channels = spec.input[0];
     let c = num_classes;
@@ -414,10 +441,7 @@ mod size_tests {
             );
             assert!(check_input_side(s, min).is_ok());
             let e = check_input_side(s, min - 1).unwrap_err().to_string();
-            assert!(
-                e.contains(&format!("at least {min}")) || e.contains(&format!("between {min}")),
-                "{e}"
-            );
+            assert!(e.contains(&format!("between {min} and ")), "{e}");
             if min > 1 {
                 assert!(
                     !visit_model(name, 10, &Device::flex(), Valid(min - 1)).unwrap(),

@@ -42,7 +42,7 @@ impl StateDict {
     /// Reads every tensor of a `.safetensors` file (f32, f64, f16 and bf16 are converted to f32).
     pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::io::read_file(path, crate::io::Limit::WEIGHTS)?;
         Self::parse_safetensors(&bytes, path)
     }
 
@@ -62,12 +62,7 @@ impl StateDict {
     pub fn read_pth(path: impl AsRef<Path>) -> Result<Self> {
         use burn::store::pytorch_reader::{DType, PytorchReader};
         let path = path.as_ref();
-        if !path.exists() {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
-        }
+        crate::io::bounded::check_file(path, crate::io::Limit::WEIGHTS)?;
         let bad = |why: String| Error::bad_data(path, why);
         let reader = match PytorchReader::with_top_level_key(path, "state_dict") {
             Ok(r) if !r.is_empty() => r,
@@ -259,5 +254,39 @@ impl StateDict {
                 ),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safetensors_batch_norm_counters_are_skipped_like_the_pth_loader_skips_them() {
+        // What `safetensors.torch.save_file(resnet.state_dict())` writes: float weights and an
+        // I64 `num_batches_tracked` per batch norm.
+        use safetensors::tensor::TensorView;
+        use safetensors::Dtype;
+        let w: Vec<u8> = [1f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let n: Vec<u8> = 7i64.to_le_bytes().to_vec();
+        let views = vec![
+            (
+                "bn1.weight",
+                TensorView::new(Dtype::F32, vec![2], &w).unwrap(),
+            ),
+            (
+                "bn1.num_batches_tracked",
+                TensorView::new(Dtype::I64, vec![], &n).unwrap(),
+            ),
+        ];
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let dict = StateDict::parse_safetensors(&bytes, Path::new("r.safetensors")).unwrap();
+        assert_eq!(dict.tensors.len(), 1);
+        assert!(dict.tensors.contains_key("bn1.weight"));
+        // Another integer tensor is still refused, named.
+        let views = vec![("fc.index", TensorView::new(Dtype::I64, vec![], &n).unwrap())];
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let e = StateDict::parse_safetensors(&bytes, Path::new("r.safetensors")).unwrap_err();
+        assert!(e.to_string().contains("fc.index"), "{e}");
     }
 }

@@ -338,20 +338,12 @@ fn read_language(lang: &RawLanguage, skipped: &mut Skipped) -> Result<Vec<String
             skipped.symlinks += 1;
             continue;
         }
-        let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
-        if bytes.contains(&0) {
+        let bytes = crate::io::read_file(file, crate::io::Limit::TEXT)?;
+        let Some(texts) = file_entries(&bytes, lang.encoding, skipped) else {
             skipped.binary_files += 1;
             continue;
-        }
-        for raw in split_entries(&bytes) {
-            let Some(text) = decode_strict(lang.encoding, raw) else {
-                skipped.undecodable_entries += 1;
-                continue;
-            };
-            let text = normalize(&text);
-            if text.is_empty() {
-                continue;
-            }
+        };
+        for text in texts {
             if seen.insert(text.clone()) {
                 entries.push(text);
             } else {
@@ -360,6 +352,32 @@ fn read_language(lang: &RawLanguage, skipped: &mut Skipped) -> Result<Vec<String
         }
     }
     Ok(entries)
+}
+
+/// The entries of one text file's `bytes` in `encoding`: split ([`split_entries`]), decoded
+/// strictly (an entry that does not decode is counted in `skipped`, never turned into
+/// replacement characters), [`normalize`]d, the empty ones dropped. `None` for a binary file
+/// (one holding a NUL byte).
+pub fn file_entries(
+    bytes: &[u8],
+    encoding: &'static encoding_rs::Encoding,
+    skipped: &mut Skipped,
+) -> Option<Vec<String>> {
+    if bytes.contains(&0) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for raw in split_entries(bytes) {
+        let Some(text) = decode_strict(encoding, raw) else {
+            skipped.undecodable_entries += 1;
+            continue;
+        };
+        let text = normalize(&text);
+        if !text.is_empty() {
+            out.push(text);
+        }
+    }
+    Some(out)
 }
 
 /// `bytes` decoded as `encoding`, or `None` where they are not valid in it.
