@@ -124,7 +124,7 @@ fn a_npy_whose_shape_overflows_is_refused() {
     let mut header =
         "{'descr': '<f4', 'fortran_order': False, 'shape': (2305843009213693952, 3, 32, 32), }"
             .to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

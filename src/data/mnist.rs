@@ -293,7 +293,7 @@ pub fn load_dataset_pair(dir: &Path, kind: DatasetKind) -> Result<(ImageDataset,
     let train = load_split(dir, Split::Train, kind)?;
     let test = load_split(dir, Split::Test, kind)?;
     for (set, name) in [(&train, "training"), (&test, "test")] {
-        if set.len() == 0 {
+        if set.is_empty() {
             return Err(Error::bad_data(
                 dir,
                 format!("the {name} split holds no images"),

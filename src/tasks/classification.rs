@@ -1113,7 +1113,7 @@ pub fn eval_checkpoint(
     let loaded = load_meta(path, model)?;
     let run = &loaded.run;
     let test = eval_images(run, data_dir)?;
-    if test.len() == 0 {
+    if test.is_empty() {
         return Err(Error::invalid(
             "data",
             "there are no test images to evaluate on",

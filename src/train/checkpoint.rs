@@ -164,7 +164,7 @@ fn with_checksum(bytes: Vec<u8>) -> Result<Vec<u8>> {
         m.insert(META_CRC.into(), crc.into());
     }
     let mut json = serde_json::to_vec(&head).expect("a header serializes");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + data.len());
