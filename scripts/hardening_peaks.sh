@@ -68,16 +68,22 @@ OUT=docs/hardening
 mkdir -p "$OUT"
 echo "| case | command | exit | peak memory | wall | answer |" > "$OUT/peaks.md"
 echo "|---|---|---|---|---|---|" >> "$OUT/peaks.md"
-: > "$OUT/peaks.txt"
+BOMB=$(stat -c %s "$W/bomb/train-images-idx3-ubyte.gz")
+echo "the gzip bomb: $BOMB bytes, inflating to 2 GiB + 470,416 bytes" | tee "$OUT/peaks.txt"
 case_() { # NAME ARGS...
   local name=$1
   shift
   local shown="deepnet $*"
   shown=${shown//$W/\$W}
   /usr/bin/time -f "%M %e" -o "$W/time" "$BIN" "$@" >"$W/out" 2>"$W/err" && rc=0 || rc=$?
-  read -r kb secs <"$W/time" || true
+  # /usr/bin/time puts "Command exited with non-zero status N" first when the command fails.
+  read -r kb secs < <(tail -n1 "$W/time") || true
   local line
-  line=$(grep -m1 '^error:' "$W/err" || tail -n1 "$W/err" || true)
+  if [ "$rc" = 0 ]; then
+    line="(answered) $(head -n1 "$W/out")"
+  else
+    line=$(grep -m1 '^error:' "$W/err" || tail -n1 "$W/err" || true)
+  fi
   line=${line//$W/\$W}
   {
     echo "\$ $shown"

@@ -78,11 +78,10 @@ pub fn lock_run_dir(dir: &Path) -> Result<()> {
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             let holder = holder.trim();
-            return Err(Error::invalid(
-                "run directory",
+            return Err(Error::bad_data(
+                dir,
                 format!(
-                    "{} is in use by another deepnet process{}; wait for it to end or choose another directory",
-                    dir.display(),
+                    "is in use by another deepnet process{}; wait for it to end or choose another directory",
                     if holder.is_empty() {
                         String::new()
                     } else {

@@ -187,11 +187,16 @@ pub const MAX_INPUT_SIDE: usize = 2048;
 /// Checks that model `spec` can take square images of side `side`, with a message naming the
 /// bounds (at most [`MAX_INPUT_SIDE`] for every model).
 pub fn check_input_side(spec: &ModelSpec, side: usize) -> Result<()> {
+    check_side(spec, side, "image_size")
+}
+
+/// [`check_input_side`], the error naming the setting `what`.
+fn check_side(spec: &ModelSpec, side: usize, what: &str) -> Result<()> {
     let (min, max) = input_sides(spec.name);
     let max = max.unwrap_or(MAX_INPUT_SIDE).min(MAX_INPUT_SIDE);
     if !(min..=max).contains(&side) {
         return Err(Error::invalid(
-            "image_size",
+            what,
             format!(
                 "{} takes images of between {min} and {max} pixels a side, not {side}",
                 spec.name
@@ -214,8 +219,8 @@ pub fn check_input(spec: &ModelSpec, [c, h, w]: [usize; 3]) -> Result<()> {
             ),
         ));
     }
-    check_input_side(spec, h)?;
-    check_input_side(spec, w)
+    check_side(spec, h, "input")?;
+    check_side(spec, w, "input")
 }
 
 /// The spec of `name`, or an error listing the known names.
