@@ -1,7 +1,7 @@
 //! Recurrent cells: one time step, written from the lecture's equations with burn tensor ops.
 //!
 //! These are the reference: the layers in [`super::layer`] run the same equations through the
-//! fused kernel ([`super::kernel`]) on the CPU and through [`step`] everywhere else, and the
+//! fused kernel (`super::kernel`) on the CPU and through [`step`] everywhere else, and the
 //! tests compare the two. Parameter names and layouts are PyTorch's `nn.RNNCell` / `nn.LSTMCell`
 //! / `nn.GRUCell` ones (`weight_ih [G·H, I]`, `weight_hh [G·H, H]`, `bias_ih`, `bias_hh`, gates
 //! stacked in PyTorch's order), so a torch cell's state dict loads as is.

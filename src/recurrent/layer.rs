@@ -7,7 +7,7 @@
 //! Why not burn's own `Lstm`/`Gru`: they have no stacking, no dropout between layers, no
 //! variable lengths, store one Linear per gate, and run at 0.23x PyTorch's speed here
 //! (../shared/PERFORMANCE.md). Each (layer, direction) here is one call of the fused kernel
-//! ([`super::kernel`]) on the CPU.
+//! (`super::kernel`) on the CPU.
 //!
 //! Variable lengths follow `pack_padded_sequence`: row `b` of the batch has `lengths[b]` valid
 //! steps (any order, each in `1..=T`); outputs at padded steps are zero, and the final state of

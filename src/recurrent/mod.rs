@@ -4,7 +4,7 @@
 //!
 //! - [`cell`]: one step of each cell, from the equations, with burn ops (the reference).
 //! - [`layer`]: `Rnn`, `Lstm`, `Gru` over whole sequences (lengths, directions, stacking).
-//! - [`kernel`] + [`op`]: the fused CPU kernel the layers run on burn-flex, with its own
+//! - `kernel` + [`op`]: the fused CPU kernel the layers run on burn-flex, with its own
 //!   backward.
 //! - [`conv_lstm`]: ConvLSTM (Shi et al. 2015).
 //! - [`diagnostics`]: ‖∂L/∂h_t‖ through time and the spectrum of the recurrent matrix.

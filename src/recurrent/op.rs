@@ -13,7 +13,7 @@ use burn_flex::{Flex, FlexTensor};
 use super::cell::{step, CellKind, CellTensors};
 use super::kernel::{self, Inputs, Spec};
 
-/// One layer, one direction, the whole sequence (see [`super::kernel`] for the layout).
+/// One layer, one direction, the whole sequence (see `super::kernel` for the layout).
 #[backend_extension(Flex, Autodiff)]
 pub trait RecurrentOps: Backend {
     /// `x [T, B, I]`, weights, `h0`, `c0 [B, H]` -> packed `[T + 2, B, H]` (outputs, final h,

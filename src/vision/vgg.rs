@@ -3,7 +3,7 @@
 //! the stages; then adaptive average pooling to 7×7 and three fully connected layers. Two 3×3
 //! layers see a 5×5 window with fewer parameters (2·9·C² against 25·C²) and one more ReLU.
 //!
-//! torchvision numbers the layers of `features` by position (conv, [bn,] relu, ..., pool): the
+//! torchvision numbers the layers of `features` by position (conv, \[bn,\] relu, ..., pool): the
 //! `i`-th convolution here is `features.{i}`, its batch norm `bn.{i}`;
 //! [`Vgg::torch_feature_indices`] gives torchvision's positions.
 
