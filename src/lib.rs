@@ -22,6 +22,8 @@
 //! names the file, key or argument at fault.
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod data;
 pub mod error;

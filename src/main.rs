@@ -1,5 +1,8 @@
 //! The `deepnet` command: a thin shell over the library (see `cli/`).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod cli;
 
 fn main() -> std::process::ExitCode {

@@ -607,16 +607,8 @@ impl Conv2dOps for Flex {
                         ckk,
                         px,
                         &mut dw,
-                        Mat {
-                            data: gy,
-                            rs: px as isize,
-                            cs: 1,
-                        },
-                        Mat {
-                            data: &cols,
-                            rs: 1,
-                            cs: px as isize,
-                        },
+                        Mat::strided(gy, px, 1),
+                        Mat::strided(&cols, 1, px),
                         true,
                         false,
                     );
@@ -627,16 +619,8 @@ impl Conv2dOps for Flex {
                             px,
                             g.o,
                             &mut dcols,
-                            Mat {
-                                data: ws,
-                                rs: 1,
-                                cs: ckk as isize,
-                            },
-                            Mat {
-                                data: gy,
-                                rs: px as isize,
-                                cs: 1,
-                            },
+                            Mat::strided(ws, 1, ckk),
+                            Mat::strided(gy, px, 1),
                             false,
                             false,
                         );

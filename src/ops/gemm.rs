@@ -5,30 +5,41 @@
 //! the recurrent weight-gradient shapes the tile did 116-145 GFLOP/s on 2 threads where the
 //! crate did 84-132 (AMD EPYC Zen 4).
 
-/// A matrix view into a slice: element `(i, j)` is at `i * rs + j * cs`.
+/// A matrix view into a slice: element `(i, j)` is at `i * rs + j * cs`. Strides are unsigned,
+/// so a view never reaches before its slice; [`matmul`] checks the last element of every view
+/// with checked arithmetic before any access.
 #[derive(Clone, Copy)]
 pub(crate) struct Mat<'a> {
-    pub data: &'a [f32],
-    pub rs: isize,
-    pub cs: isize,
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
 }
 
 impl<'a> Mat<'a> {
     /// A row-major `[rows, cols]` matrix.
     pub fn rows(data: &'a [f32], cols: usize) -> Self {
-        Mat {
-            data,
-            rs: cols as isize,
-            cs: 1,
-        }
+        Mat::strided(data, cols, 1)
     }
     /// The transpose of a row-major matrix with `cols` columns.
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Mat::strided(data, 1, cols)
+    }
+    /// Element `(i, j)` at `i * row_stride + j * col_stride`.
+    pub fn strided(data: &'a [f32], row_stride: usize, col_stride: usize) -> Self {
         Mat {
             data,
-            rs: 1,
-            cs: cols as isize,
+            rs: row_stride,
+            cs: col_stride,
         }
+    }
+    /// Whether a `rows × cols` view stays inside the slice (`rows, cols ≥ 1`), without
+    /// overflowing.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        (rows - 1)
+            .checked_mul(self.rs)
+            .zip((cols - 1).checked_mul(self.cs))
+            .and_then(|(r, c)| r.checked_add(c))
+            .is_some_and(|last| last < self.data.len())
     }
 }
 
@@ -49,7 +60,10 @@ pub(crate) fn matmul(
     accumulate: bool,
     parallel: bool,
 ) {
-    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(
+        m.checked_mul(n).is_some_and(|mn| dst.len() >= mn),
+        "matmul: destination too small"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -59,39 +73,37 @@ pub(crate) fn matmul(
         }
         return;
     }
-    let last = |v: &Mat<'_>, rows: usize, cols: usize| {
-        (rows as isize - 1) * v.rs + (cols as isize - 1) * v.cs
-    };
     assert!(
-        last(&a, m, k) < a.data.len() as isize && last(&b, k, n) < b.data.len() as isize,
+        a.fits(m, k) && b.fits(k, n),
         "matmul: operand view outside its slice"
     );
     // Large products on an AVX-512 CPU: the packed kernel's 12x32 tile, 1.1-1.5x the `gemm`
     // crate's AVX2 kernels on the recurrent shapes (see the module docs).
     if parallel && m * n * k >= PACKED_MIN_WORK && super::isa() == super::Isa::Avx512 {
-        let strides = |v: &Mat<'_>| [v.rs, v.cs].map(|s| usize::try_from(s).ok());
-        if let ([Some(ar), Some(ac)], [Some(br), Some(bc)]) = (strides(&a), strides(&b)) {
-            super::packed_gemm::matmul_threads(
-                m,
-                n,
-                k,
-                a.data,
-                [ar, ac],
-                b.data,
-                [br, bc],
-                dst,
-                accumulate,
-            );
-            return;
-        }
+        super::packed_gemm::matmul_threads(
+            m,
+            n,
+            k,
+            a.data,
+            [a.rs, a.cs],
+            b.data,
+            [b.rs, b.cs],
+            dst,
+            accumulate,
+        );
+        return;
     }
     let parallelism = if parallel && m * n * k >= 1 << 20 {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every access of a, b and dst inside their slices (strides
-    // are non-negative in all callers), and dst does not alias a or b (distinct borrows).
+    // Every in-bounds offset of a slice fits an isize (a slice is at most isize::MAX bytes), and
+    // the asserts above bound every stride by its slice's length.
+    let stride = |s: usize| s as isize;
+    // SAFETY: the asserts above keep every access of a, b and dst inside their slices (unsigned
+    // strides, last elements checked without overflow), and dst does not alias a or b
+    // (distinct borrows).
     unsafe {
         gemm::gemm(
             m,
@@ -102,11 +114,11 @@ pub(crate) fn matmul(
             n as isize,
             accumulate,
             a.data.as_ptr(),
-            a.cs,
-            a.rs,
+            stride(a.cs),
+            stride(a.rs),
             b.data.as_ptr(),
-            b.cs,
-            b.rs,
+            stride(b.cs),
+            stride(b.rs),
             1.0,
             1.0,
             false,

@@ -36,9 +36,41 @@ pub(crate) fn is_flex(device: &burn::tensor::Device) -> bool {
 /// Blocks up to 32 MiB (glibc's largest allowed mmap threshold) come from the heap, and the
 /// heap is never trimmed. Call it once at start-up, before threads allocate; elsewhere than
 /// glibc it does nothing. The `deepnet` binary, the examples and the benchmarks call it.
-pub fn tune_allocator() {
+///
+/// glibc's `mallopt` is not thread-safe, so this safe function is sound by construction: it
+/// changes the settings only while the process has a single thread (read from
+/// `/proc/self/status`; no other thread can start meanwhile, as only this one could start it),
+/// and otherwise leaves them and returns `false`. Returns whether the settings were applied.
+pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes malloc's parameters; it is called before other threads run.
+    {
+        let single_thread = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .is_some_and(|n| n.trim() == "1")
+        });
+        if !single_thread {
+            return false;
+        }
+        // SAFETY: the process has one thread (checked above), this one, so no other thread is
+        // inside malloc while mallopt changes its parameters.
+        unsafe { tune_allocator_unchecked() };
+        true
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    false
+}
+
+/// [`tune_allocator`] without the single-thread check, for a process whose other threads are
+/// known to be idle (a test binary's harness thread waiting on its one test).
+///
+/// # Safety
+///
+/// No other thread may call into malloc (allocate, free) while this runs: glibc's `mallopt`
+/// changes the allocator's parameters without taking its locks.
+pub unsafe fn tune_allocator_unchecked() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: the caller keeps every other thread out of malloc (this function's contract).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);

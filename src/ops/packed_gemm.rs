@@ -141,8 +141,15 @@ pub fn gemm_packed_strided(
         }
         return;
     }
+    // Checked arithmetic: a wrapped product would pass the check and the kernels would read
+    // outside the slices.
+    let a_last = (m - 1)
+        .checked_mul(strides[0])
+        .zip((k - 1).checked_mul(strides[1]))
+        .and_then(|(r, c)| r.checked_add(c));
+    let c_end = (m - 1).checked_mul(ldc).and_then(|r| r.checked_add(n));
     assert!(
-        (m - 1) * strides[0] + (k - 1) * strides[1] < a.len() && (m - 1) * ldc + n <= c.len(),
+        a_last.is_some_and(|l| l < a.len()) && c_end.is_some_and(|e| e <= c.len()),
         "gemm_packed: operand outside its slice"
     );
     #[cfg(target_arch = "x86_64")]
@@ -249,6 +256,12 @@ const MR512: usize = 12;
 /// One `R × 32` tile of `C` (two adjacent panels; `R × 16` when `cols ≤ 16`) in `2R` 16-lane
 /// accumulators: two panel loads and `R` broadcasts per `k`, so the FMAs, not the loads, set
 /// the pace (an `R × 16` tile needs a load per FMA). `pstride` is the distance between panels.
+///
+/// # Safety
+///
+/// The CPU has AVX-512F. `a` is valid for reads of `R` rows and `k` columns at `strides`;
+/// `panel` (and `panel + pstride` when `cols > 16`) for `k · 16` values; `c` for writes of `R`
+/// rows of `cols ≤ 32` values at row stride `ldc`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -264,42 +277,46 @@ unsafe fn tile512<const R: usize>(
     cols: usize,
     accumulate: bool,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc0 = [_mm512_setzero_ps(); R];
-    let mut acc1 = [_mm512_setzero_ps(); R];
-    if cols > NR {
-        for kk in 0..k {
-            let b0 = _mm512_loadu_ps(panel.add(kk * NR));
-            let b1 = _mm512_loadu_ps(panel.add(pstride + kk * NR));
-            for r in 0..R {
-                let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
-                acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
-            }
-        }
-    } else {
-        for kk in 0..k {
-            let b0 = _mm512_loadu_ps(panel.add(kk * NR));
-            for (r, acc_r) in acc0.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
-                *acc_r = _mm512_fmadd_ps(av, b0, *acc_r);
-            }
-        }
-    }
-    let store = |dst: *mut f32, v: __m512, n: usize| {
-        let mask: __mmask16 = if n >= NR { 0xffff } else { (1u16 << n) - 1 };
-        let v = if accumulate {
-            _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst))
-        } else {
-            v
-        };
-        _mm512_mask_storeu_ps(dst, mask, v);
-    };
-    for r in 0..R {
-        let dst = c.add(r * ldc);
-        store(dst, acc0[r], cols.min(NR));
+    // SAFETY: the caller upholds this function's contract (# Safety): the CPU has AVX-512F
+    // and every pointer offset below is inside its operand.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
         if cols > NR {
-            store(dst.add(NR), acc1[r], cols - NR);
+            for kk in 0..k {
+                let b0 = _mm512_loadu_ps(panel.add(kk * NR));
+                let b1 = _mm512_loadu_ps(panel.add(pstride + kk * NR));
+                for r in 0..R {
+                    let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
+                    acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+        } else {
+            for kk in 0..k {
+                let b0 = _mm512_loadu_ps(panel.add(kk * NR));
+                for (r, acc_r) in acc0.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
+                    *acc_r = _mm512_fmadd_ps(av, b0, *acc_r);
+                }
+            }
+        }
+        let store = |dst: *mut f32, v: __m512, n: usize| {
+            let mask: __mmask16 = if n >= NR { 0xffff } else { (1u16 << n) - 1 };
+            let v = if accumulate {
+                _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst))
+            } else {
+                v
+            };
+            _mm512_mask_storeu_ps(dst, mask, v);
+        };
+        for r in 0..R {
+            let dst = c.add(r * ldc);
+            store(dst, acc0[r], cols.min(NR));
+            if cols > NR {
+                store(dst.add(NR), acc1[r], cols - NR);
+            }
         }
     }
 }
@@ -336,6 +353,11 @@ fn gemm_portable(
 /// The driver of a micro-kernel family: k in blocks of [`KC`]; per block, all of A's row tiles
 /// packed, then panel by panel, so that a block of the panel stays in L1 across the row tiles.
 /// `$tile::<R>` computes an `R × 16` tile; `$mr` is the largest `R`.
+///
+/// The generated function's safety contract: the CPU has the features its `target_feature`
+/// names, and `A[i, kk] = a[i · strides[0] + kk · strides[1]]` for every `i < m`, `kk < b.k`,
+/// and `c[(m - 1) · ldc + b.n - 1]` are inside their slices (what `gemm_packed_strided`
+/// asserts).
 macro_rules! driver {
     ($(#[$attr:meta])* $name:ident, $tile:ident, $mr:expr, $wide:expr, [$($r:literal),*]) => {
         $(#[$attr])*
@@ -348,44 +370,54 @@ macro_rules! driver {
             ldc: usize,
             accumulate: bool,
         ) {
-            let (k, n) = (b.k, b.n);
-            let tiles = m.div_ceil($mr);
-            APACK.with_borrow_mut(|apack| {
-                apack.resize(tiles * KC * $mr, 0.0);
-                let mut k0 = 0;
-                while k0 < k {
-                    let kc = KC.min(k - k0);
-                    let acc = accumulate || k0 > 0;
-                    for t in 0..tiles {
-                        let i = t * $mr;
-                        let rows = ($mr).min(m - i);
-                        let buf = &mut apack[t * KC * $mr..(t + 1) * KC * $mr];
-                        pack_a::<{ $mr }>(a, strides, i, rows, k0, kc, buf);
-                    }
-                    let st = [1, $mr];
-                    // $wide adjacent panels per tile.
-                    for p in (0..n.div_ceil(NR)).step_by($wide) {
-                        let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
-                        let cols = (NR * $wide).min(n - p * NR);
+            // SAFETY: the caller upholds the contract of `driver!`: the CPU has the
+            // features, and the operands are inside their slices, so every tile call is too.
+            unsafe {
+                let (k, n) = (b.k, b.n);
+                let tiles = m.div_ceil($mr);
+                APACK.with_borrow_mut(|apack| {
+                    apack.resize(tiles * KC * $mr, 0.0);
+                    let mut k0 = 0;
+                    while k0 < k {
+                        let kc = KC.min(k - k0);
+                        let acc = accumulate || k0 > 0;
                         for t in 0..tiles {
                             let i = t * $mr;
                             let rows = ($mr).min(m - i);
-                            let a_ptr = apack.as_ptr().add(t * KC * $mr);
-                            let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
-                            match rows {
-                                $($r => $tile::<$r>(kc, a_ptr, st, panel, k * NR, c_ptr, ldc, cols, acc),)*
-                                _ => $tile::<1>(kc, a_ptr, st, panel, k * NR, c_ptr, ldc, cols, acc),
+                            let buf = &mut apack[t * KC * $mr..(t + 1) * KC * $mr];
+                            pack_a::<{ $mr }>(a, strides, i, rows, k0, kc, buf);
+                        }
+                        let st = [1, $mr];
+                        // $wide adjacent panels per tile.
+                        for p in (0..n.div_ceil(NR)).step_by($wide) {
+                            let panel = b.panels.as_ptr().add(p * k * NR + k0 * NR);
+                            let cols = (NR * $wide).min(n - p * NR);
+                            for t in 0..tiles {
+                                let i = t * $mr;
+                                let rows = ($mr).min(m - i);
+                                let a_ptr = apack.as_ptr().add(t * KC * $mr);
+                                let c_ptr = c.as_mut_ptr().add(i * ldc + p * NR);
+                                match rows {
+                                    $($r => $tile::<$r>(kc, a_ptr, st, panel, k * NR, c_ptr, ldc, cols, acc),)*
+                                    _ => $tile::<1>(kc, a_ptr, st, panel, k * NR, c_ptr, ldc, cols, acc),
+                                }
                             }
                         }
+                        k0 += kc;
                     }
-                    k0 += kc;
-                }
-            });
+                });
+            }
         }
     };
 }
 
 driver!(
+    /// The packed product on this family's micro-kernel.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has the target features named here, and the operands are inside their slices
+    /// as `gemm_packed_strided` asserts (see `driver!`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     gemm_avx512,
@@ -396,6 +428,12 @@ driver!(
 );
 
 driver!(
+    /// The packed product on this family's micro-kernel.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has the target features named here, and the operands are inside their slices
+    /// as `gemm_packed_strided` asserts (see `driver!`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     gemm_avx2,
@@ -444,6 +482,12 @@ fn pack_a<const MRC: usize>(
 }
 
 /// One `R × 16` tile of `C`: `R · 2` accumulators, two panel loads and `R` broadcasts per `k`.
+///
+/// # Safety
+///
+/// The CPU has AVX2 and FMA. `a` is valid for reads of `R` rows and `k` columns at `strides`;
+/// `panel` for `k · 16` values; `c` for writes of `R` rows of `cols ≤ 16` values at row stride
+/// `ldc`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -459,34 +503,38 @@ unsafe fn tile<const R: usize>(
     cols: usize,
     accumulate: bool,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    for kk in 0..k {
-        let b0 = _mm256_loadu_ps(panel.add(kk * NR));
-        let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            let av = _mm256_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
-            acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
-            acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
-        }
-    }
-    for (r, acc_r) in acc.iter().enumerate() {
-        let dst = c.add(r * ldc);
-        if cols == NR {
-            let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
-            if accumulate {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(dst));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(dst.add(8)));
+    // SAFETY: the caller upholds this function's contract (# Safety): the CPU has AVX2 and
+    // FMA, and every pointer offset below is inside its operand.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for kk in 0..k {
+            let b0 = _mm256_loadu_ps(panel.add(kk * NR));
+            let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(*a.add(r * strides[0] + kk * strides[1]));
+                acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
             }
-            _mm256_storeu_ps(dst, v0);
-            _mm256_storeu_ps(dst.add(8), v1);
-        } else {
-            let mut tmp = [0f32; NR];
-            _mm256_storeu_ps(tmp.as_mut_ptr(), acc_r[0]);
-            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc_r[1]);
-            for (j, v) in tmp.iter().enumerate().take(cols) {
-                let d = dst.add(j);
-                *d = if accumulate { *d + v } else { *v };
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let dst = c.add(r * ldc);
+            if cols == NR {
+                let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
+                if accumulate {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(dst));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(dst.add(8)));
+                }
+                _mm256_storeu_ps(dst, v0);
+                _mm256_storeu_ps(dst.add(8), v1);
+            } else {
+                let mut tmp = [0f32; NR];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), acc_r[0]);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc_r[1]);
+                for (j, v) in tmp.iter().enumerate().take(cols) {
+                    let d = dst.add(j);
+                    *d = if accumulate { *d + v } else { *v };
+                }
             }
         }
     }
@@ -505,14 +553,16 @@ mod tests {
         {
             // The CPU's own features, whatever limit another test set meanwhile.
             if crate::ops::detected_isa() >= crate::ops::Isa::Avx2 {
-                // SAFETY (of the calls): only listed when the CPU has the features.
-                v.push(("avx2", |m, a, st, b, c, ldc, acc| unsafe {
-                    gemm_avx2(m, a, st, b, c, ldc, acc)
+                v.push(("avx2", |m, a, st, b, c, ldc, acc| {
+                    // SAFETY: only listed when the CPU has AVX2 and FMA; the tests call it on
+                    // operands that gemm_packed_strided's bounds admit.
+                    unsafe { gemm_avx2(m, a, st, b, c, ldc, acc) }
                 }));
             }
             if crate::ops::detected_isa() >= crate::ops::Isa::Avx512 {
-                v.push(("avx512", |m, a, st, b, c, ldc, acc| unsafe {
-                    gemm_avx512(m, a, st, b, c, ldc, acc)
+                v.push(("avx512", |m, a, st, b, c, ldc, acc| {
+                    // SAFETY: as above, for AVX-512F.
+                    unsafe { gemm_avx512(m, a, st, b, c, ldc, acc) }
                 }));
             }
         }

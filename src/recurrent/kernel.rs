@@ -161,6 +161,9 @@ pub(crate) fn fast_tanh(x: f32) -> f32 {
 fn with_simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        /// # Safety
+        ///
+        /// The CPU has AVX2 and FMA.
         #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
@@ -614,11 +617,7 @@ pub(crate) fn backward(
             h,
             tb,
             &mut dw_hh[2 * h * h..],
-            Mat {
-                data: &dhp_all[2 * h..],
-                rs: 1,
-                cs: gh as isize,
-            },
+            Mat::strided(&dhp_all[2 * h..], 1, gh),
             Mat::rows(extra_all, h),
             false,
             true,
