@@ -84,7 +84,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
+        // A static is never dropped, so its temporary directory would outlive every run
+        // (170 MB each): it lives under cargo's target directory instead, and each run removes
+        // the previous run's before making its own.
+        let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("folders-fixture");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let tmp = tempfile::tempdir_in(&root).unwrap();
         let train = tmp.path().join("train");
         let test = tmp.path().join("test");
         make_folder(&train, 16, 0);
