@@ -180,6 +180,25 @@ fn gradients_refuse_scales_that_only_overflow() {
     }
     let o = deepnet(&["gradients", "--input-std", "NaN", "--steps", "5"]);
     assert_fails_cleanly(&o, "input-std");
+    // A bad --curve is named as the curve it came from.
+    let o = deepnet(&["gradients", "--curve", "rnn:normal:1e40"]);
+    assert_fails_cleanly(
+        &o,
+        "--curve: 'rnn:normal:1e40': scale must be between 0 and 1000",
+    );
+    // Sizes that would take gigabytes are refused before any work.
+    let o = deepnet(&["gradients", "--steps", "1000000"]);
+    assert_fails_cleanly(&o, "--steps");
+    let o = deepnet(&[
+        "gradients",
+        "--steps",
+        "5000",
+        "--hidden",
+        "4096",
+        "--batch",
+        "64",
+    ]);
+    assert_fails_cleanly(&o, "more than 2^28 state values");
 }
 
 #[test]
@@ -278,6 +297,14 @@ fn nonsense_float_settings_are_refused() {
     assert_fails_cleanly(&o, "--min-lr");
     let o = deepnet(&["gradients", "--forget-bias", "NaN", "--steps", "5"]);
     assert_fails_cleanly(&o, "forget-bias");
+    let o = deepnet(&[
+        "langid-train",
+        "--test-fraction",
+        "NaN",
+        "--out",
+        "/nonexistent/x",
+    ]);
+    assert_fails_cleanly(&o, "--test-fraction");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use deepnet::recurrent::diagnostics::{gradient_norms, plot_gradient_norms, GradientProbe, Init};
+use deepnet::recurrent::diagnostics::{
+    gradient_norms, plot_gradient_norms, GradientProbe, Init, MAX_SCALE,
+};
 use deepnet::recurrent::CellKind;
 use deepnet::{Error, Result};
 
@@ -84,6 +86,29 @@ fn cell_kind(c: CellArg) -> CellKind {
 pub fn run(a: GradientsArgs) -> Result<()> {
     if a.steps < 2 {
         return Err(Error::invalid("--steps", "needs at least 2 steps"));
+    }
+    // The measurement keeps every step's state and its gradient: bounded so that a typo cannot
+    // ask for tens of gigabytes (10,000 steps x 4,096 hidden x 64 sequences is 10 GB).
+    for (flag, value, max) in [
+        ("--steps", a.steps, 10_000),
+        ("--hidden", a.hidden, 4096),
+        ("--batch", a.batch, 1024),
+    ] {
+        if value == 0 || value > max {
+            return Err(Error::invalid(
+                flag,
+                format!("{value} is not between 1 and {max}"),
+            ));
+        }
+    }
+    if a.steps * a.hidden * a.batch > 1 << 28 {
+        return Err(Error::invalid(
+            "--steps",
+            format!(
+                "{} steps x {} hidden x {} sequences is more than 2^28 state values (1 GiB per copy); make one smaller",
+                a.steps, a.hidden, a.batch
+            ),
+        ));
     }
     let probes = probes(&a)?;
     let device = a.device.device()?.autodiff();
@@ -201,6 +226,15 @@ fn probes(a: &GradientsArgs) -> Result<Vec<(CellArg, GradientProbe)>> {
                 Some(v) => v.parse().map_err(|_| bad("forget bias is not a number"))?,
                 None => 1.0,
             };
+            // The library checks these too, but under the names of the list flags.
+            if !(0.0..=MAX_SCALE).contains(&scale) {
+                return Err(bad(&format!("scale must be between 0 and {MAX_SCALE}")));
+            }
+            if !(fb.is_finite() && fb.abs() <= MAX_SCALE) {
+                return Err(bad(&format!(
+                    "forget bias must be between -{MAX_SCALE} and {MAX_SCALE}"
+                )));
+            }
             out.push((cell, probe(cell, init, scale, fb)));
         }
         return Ok(out);

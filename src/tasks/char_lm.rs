@@ -527,11 +527,13 @@ fn check(data: &LmData) -> Result<()> {
         return Err(Error::invalid("bptt", "must be at least 1"));
     }
     let ok = |f: f64| f.is_finite() && f > 0.0 && f < 0.5;
-    if !ok(data.valid_fraction) || !ok(data.test_fraction) {
-        return Err(Error::invalid(
-            "valid_fraction",
-            "validation and test fractions must each be in (0, 0.5)",
-        ));
+    for (what, f) in [
+        ("valid_fraction", data.valid_fraction),
+        ("test_fraction", data.test_fraction),
+    ] {
+        if !ok(f) {
+            return Err(Error::invalid(what, format!("{f} is not in (0, 0.5)")));
+        }
     }
     Ok(())
 }

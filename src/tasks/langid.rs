@@ -788,11 +788,13 @@ fn check_data(data: &LangIdData) -> Result<()> {
         return Err(Error::invalid("eval_max_len", "must be at least 1"));
     }
     let ok = |f: f64| f.is_finite() && (0.0..0.5).contains(&f);
-    if !ok(data.valid_fraction) || !ok(data.test_fraction) {
-        return Err(Error::invalid(
-            "valid_fraction",
-            "validation and test fractions must each be in [0, 0.5)",
-        ));
+    for (what, f) in [
+        ("valid_fraction", data.valid_fraction),
+        ("test_fraction", data.test_fraction),
+    ] {
+        if !ok(f) {
+            return Err(Error::invalid(what, format!("{f} is not in [0, 0.5)")));
+        }
     }
     Ok(())
 }
