@@ -1,6 +1,7 @@
 //! A stable-Rust mutation fuzzer for every parser of untrusted bytes: IDX (raw and gzip),
 //! `.npy`, safetensors (deepnet's header reader and its state-dict reader), `.pth` (zip and
-//! pickle, through burn's reader), images (deepnet's bounded decoder) and fortune-format text.
+//! pickle, through burn's reader), images (deepnet's bounded decoder), fortune-format text and
+//! CMUdict.
 //!
 //! Each parser starts from valid seed files and runs on seeded mutations of them (bit flips,
 //! bytes set to boundary values, 32-bit fields set to 0 / 1 / 2^31 / 2^32 - 1 in either byte
@@ -248,4 +249,12 @@ fn fuzz_text() {
             file_entries(b, encoding, &mut skipped).is_some()
         });
     }
+}
+
+#[test]
+fn fuzz_cmudict() {
+    let seeds = vec![fixture("tests/data/cmudict-extract/cmudict.dict")];
+    fuzz("cmudict", seeds, |b| {
+        deepnet::data::text::CmuDict::parse(&String::from_utf8_lossy(b)).is_ok()
+    });
 }
