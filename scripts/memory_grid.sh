@@ -14,14 +14,7 @@
 #   DEEPNET_BIN=path: use this deepnet binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=/usr/share/datasets/fashion-mnist
-if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ]; then
-  echo "Fashion-MNIST is not installed; installing Debian's dataset-fashion-mnist..." >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q dataset-fashion-mnist
-fi
+DATA=$(scripts/install_fashion_mnist.sh)
 OUT="${1:-runs/memory-grid-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 if [ -n "${DEEPNET_BIN:-}" ]; then

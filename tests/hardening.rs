@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{assert_fails_cleanly, deepnet, fixture_dir, stderr, train_image_run};
 use deepnet::io::idx::encode_idx;
@@ -26,6 +26,14 @@ fn mnist_dir(dir: &Path, n_train: usize, train_side: usize, n_test: usize, test_
         )
         .unwrap();
     }
+}
+
+/// A one-epoch LeNet-5 run on the fixture, in a temporary directory (kept alive by the first).
+fn trained_run() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    assert!(train_image_run(&run).status.success());
+    (tmp, run)
 }
 
 fn train_on(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
@@ -98,9 +106,7 @@ fn a_gzip_bomb_behind_a_valid_header_is_refused() {
 
 #[test]
 fn devices_are_not_read_as_inputs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    assert!(train_image_run(&run).status.success());
+    let (tmp, run) = trained_run();
     let o = deepnet(&["predict", run.to_str().unwrap(), "/dev/zero"]);
     assert_fails_cleanly(&o, "not a regular file");
     let o = deepnet(&[
@@ -226,9 +232,7 @@ fn a_run_directory_in_use_by_another_process_is_refused() {
 
 #[test]
 fn eval_on_other_data_keeps_the_runs_own_report() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    assert!(train_image_run(&run).status.success());
+    let (tmp, run) = trained_run();
     let report = std::fs::read(run.join("report/test_report.json")).unwrap();
     let other = tmp.path().join("other-set");
     mnist_dir(&other, 40, 28, 20, 28);
@@ -266,9 +270,7 @@ fn eval_on_other_data_keeps_the_runs_own_report() {
 
 #[test]
 fn resuming_refuses_flags_it_would_ignore() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    assert!(train_image_run(&run).status.success());
+    let (_tmp, run) = trained_run();
     let r = run.to_str().unwrap();
     let o = deepnet(&[
         "train",
@@ -309,9 +311,7 @@ fn nonsense_float_settings_are_refused() {
 
 #[test]
 fn a_run_config_naming_fewer_classes_than_its_model_has_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    assert!(train_image_run(&run).status.success());
+    let (tmp, run) = trained_run();
     // The run's config travels in the checkpoint's metadata; damage the copy in config.json
     // and in the checkpoint alike by rewriting the checkpoint's metadata.
     let ckpt = run.join("checkpoint.safetensors");
@@ -332,9 +332,7 @@ fn a_run_config_naming_fewer_classes_than_its_model_has_is_refused() {
 
 #[test]
 fn a_damaged_checkpoint_is_detected_by_its_checksum() {
-    let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    assert!(train_image_run(&run).status.success());
+    let (_tmp, run) = trained_run();
     let r = run.to_str().unwrap();
     assert!(deepnet(&["eval", r]).status.success());
     // One flipped bit in the middle of the tensor data: still a valid safetensors file, with
