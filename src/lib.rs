@@ -7,6 +7,8 @@
 //! - [`io`]: atomic writes and file formats (IDX, `.npy`, safetensors headers, TensorBoard).
 //! - [`plot`]: charts and image grids as PNG.
 //! - [`data`]: Fashion-MNIST / MNIST loaders, image sources, augmentation, batching.
+//! - [`nn`]: soft attention and the recurrent attention decoder (teacher forcing, greedy,
+//!   beam search).
 //! - [`vision`]: CNN families and the model registry ([`vision::MODELS`]).
 //! - [`train`]: the task trait and the one training loop, optimizers, global-norm clipping,
 //!   checkpoints, metrics, TensorBoard files.
@@ -30,6 +32,7 @@ pub mod error;
 pub mod inspect;
 pub mod io;
 pub mod models;
+pub mod nn;
 pub mod ops;
 pub mod plot;
 pub mod recurrent;
