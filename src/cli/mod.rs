@@ -2,6 +2,8 @@
 //! by the library; errors come back as [`deepnet::Error`] and leave with exit code 1 (2 for bad
 //! usage, from clap).
 
+mod caption;
+mod caption_train;
 mod device;
 mod eval;
 mod export;
@@ -17,6 +19,8 @@ mod progress;
 mod summary;
 mod train;
 mod transfer;
+mod translate;
+mod translate_train;
 mod visualize;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -55,6 +59,14 @@ enum Command {
     LmTrain(lm_train::LmTrainArgs),
     /// Write text with a trained character language model.
     Generate(generate::GenerateArgs),
+    /// Train grapheme to phoneme on CMUdict: a bidirectional encoder and an attention decoder, scored by WER/PER, greedy and beam.
+    TranslateTrain(translate_train::TranslateTrainArgs),
+    /// Pronounce words (ARPAbet) with a translate-train run, greedy or beam search.
+    Translate(translate::TranslateArgs),
+    /// Train an image captioner with soft attention (or Show and Tell) on generated Fashion-MNIST scenes.
+    CaptionTrain(caption_train::CaptionTrainArgs),
+    /// Caption 64x64 grey scenes with a caption-train run.
+    Caption(caption::CaptionArgs),
     /// Long-term dependencies: adding, copy and sequential Fashion-MNIST for tanh RNN, IRNN, LSTM, GRU.
     MemoryBench(memory_bench::MemoryBenchArgs),
     /// Measure ‖∂L/∂h_t‖ through time for RNN/LSTM/GRU and the recurrent matrix's spectrum.
@@ -86,6 +98,10 @@ pub fn run() -> std::process::ExitCode {
         Command::LmTrain(a) => lm_train::run(a),
         Command::Generate(a) => generate::run(a),
         Command::MemoryBench(a) => memory_bench::run(a),
+        Command::TranslateTrain(a) => translate_train::run(a),
+        Command::CaptionTrain(a) => caption_train::run(a),
+        Command::Caption(a) => caption::run(a),
+        Command::Translate(a) => translate::run(a),
         Command::Infer(a) => infer::run(a),
         Command::Visualize(a) => visualize::run(a),
     };

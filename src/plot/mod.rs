@@ -3,6 +3,9 @@
 //! system font is needed. Nothing here knows about models or training: callers pass numbers.
 
 pub mod grid;
+pub mod heatmap;
+
+pub use heatmap::{heatmaps, Heatmap};
 
 use std::path::Path;
 use std::sync::Once;

@@ -2,7 +2,9 @@
 //! ([`crate::train::fit`]). A task says how a batch is built, what its loss and statistics are
 //! and what its report shows; the loop does the rest.
 
+pub mod caption;
 pub mod char_lm;
 pub mod classification;
+pub mod g2p;
 pub mod langid;
 pub mod memory;
