@@ -2,6 +2,7 @@
 //! schedules, global-norm clipping, checkpoints, the epochs' records, TensorBoard files and
 //! run directories.
 
+pub mod bleu;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
