@@ -357,6 +357,7 @@ impl<B: ResidualBlock> ResNet<B> {
         ] {
             for (i, block) in stage.iter().enumerate() {
                 x = block.forward(x, trace, &format!("{name}.{i}"));
+                trace.feature_map(&format!("{name}.{i}"), &x);
             }
         }
         let x = self.avgpool.forward(x).flatten::<2>(1, 3); // [batch, channels]

@@ -89,6 +89,12 @@ impl Trace {
         self.captures.unwrap_or_default()
     }
 
+    /// Keeps `out` as a feature map (a capturing trace only) without recording a layer: a
+    /// residual block's output, which no single layer produces.
+    pub fn feature_map(&mut self, name: &str, out: &Tensor<4>) {
+        self.capture(name, out);
+    }
+
     fn capture<const D: usize>(&mut self, name: &str, out: &Tensor<D>) {
         if let Some(c) = &mut self.captures {
             let d = out.dims();
