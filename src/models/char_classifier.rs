@@ -9,21 +9,11 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
-use serde::{Deserialize, Serialize};
 
 use super::{check_sizes, recurrent_stack, Directions};
 use crate::error::{Error, Result};
+pub use crate::recurrent::CellType;
 use crate::recurrent::{Gru, Implementation, Lstm};
-
-/// Which recurrent cell a sequence model uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CellType {
-    /// Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch's `nn.LSTM`.
-    Lstm,
-    /// Gated recurrent unit (Cho et al. 2014), PyTorch's `nn.GRU`.
-    Gru,
-}
 
 /// Configuration of a [`CharClassifier`].
 #[derive(Config, Debug, PartialEq)]

@@ -27,8 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attention::{row_index, Attention, AttentionConfig, Memory, Score};
 use crate::error::{Error, Result};
-use crate::models::CellType;
-use crate::recurrent::{GruCell, GruCellConfig, LstmCell, LstmCellConfig};
+use crate::recurrent::{CellType, GruCell, GruCellConfig, LstmCell, LstmCellConfig};
 
 /// Whether and how the decoder attends to the memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,16 @@ use burn::tensor::activation::{relu, sigmoid, tanh};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+/// Which recurrent cell a sequence model uses (the user's choice; [`CellKind`] is what a layer computes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellType {
+    /// Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch's `nn.LSTM`.
+    Lstm,
+    /// Gated recurrent unit (Cho et al. 2014), PyTorch's `nn.GRU`.
+    Gru,
+}
+
 /// Which recurrence a cell or layer computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CellKind {

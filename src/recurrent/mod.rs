@@ -19,7 +19,7 @@ pub mod op;
 pub mod tbptt;
 
 pub use cell::{
-    CellKind, CellTensors, GruCell, GruCellConfig, GruReset, LstmCell, LstmCellConfig,
+    CellKind, CellTensors, CellType, GruCell, GruCellConfig, GruReset, LstmCell, LstmCellConfig,
     Nonlinearity, RnnCell, RnnCellConfig,
 };
 pub use conv_lstm::{ConvLstm, ConvLstmCell, ConvLstmConfig, ConvLstmState};
