@@ -1047,10 +1047,11 @@ mod tests {
 
     #[test]
     fn boxes_cover_their_cells() {
-        // A box at the top-left corner covers the 3x3 (plus) cells of an 8x8 grid whose
-        // centres (4, 12, 20) lie in [0, 28).
+        // An 8x8 grid has cell centres at 4, 12, ..., 60. A box at the corner covers the
+        // centres 4, 12, 20 in each axis; one at (36, 36) covers 36, 44, 52, 60.
         assert_eq!(cells_in_box(0, 0, 8).len(), 9);
-        assert_eq!(cells_in_box(36, 36, 8).len(), 9);
-        assert!(cells_in_box(36, 36, 8).contains(&63));
+        let far = cells_in_box(36, 36, 8);
+        assert_eq!(far.len(), 16);
+        assert!(far.contains(&63) && !far.contains(&0));
     }
 }
