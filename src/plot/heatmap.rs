@@ -1,5 +1,6 @@
-//! Attention heatmaps: one matrix per panel, rows labelled by outputs, columns by inputs, a
-//! cell's darkness its weight in [0, 1].
+//! Attention pictures: heatmaps (one matrix per panel, rows labelled by outputs, columns by
+//! inputs, a cell's darkness its weight in [0, 1]) and attention over an image (one panel per
+//! output word, the weights of a grid of cells in red over the grey image).
 
 use std::path::Path;
 
@@ -69,4 +70,66 @@ pub fn heatmaps(maps: &[Heatmap], path: &Path) -> Result<()> {
         x0 += width(m) + GAP;
     }
     root.present().map_err(|e| plot_err(path, e))
+}
+
+/// Draws the grey square image `pixels` (`side` x `side`) as its first panel, then one panel
+/// per label with `weights[k]` (a `grid` x `grid` attention, row-major, scaled to its
+/// maximum) in red over it, each panel captioned, into the PNG `path`.
+pub fn attention_over_image(
+    pixels: &[u8],
+    side: usize,
+    labels: &[String],
+    weights: &[Vec<f32>],
+    grid: usize,
+    path: &Path,
+) -> Result<()> {
+    register_font();
+    let zoom = 3usize;
+    let panel = side * zoom;
+    let gap = 6usize;
+    let caption = 26usize;
+    let panels = labels.len().min(weights.len()) + 1;
+    let (w, h) = (panels * (panel + gap), panel + caption);
+    let mut buf = vec![255u8; w * h * 3];
+    for k in 0..panels {
+        let att = (k > 0).then(|| &weights[k - 1]);
+        let max = att.map_or(1.0, |a| a.iter().cloned().fold(1e-9f32, f32::max));
+        let x0 = k * (panel + gap);
+        for y in 0..panel {
+            for x in 0..panel {
+                let (sx, sy) = (x / zoom, y / zoom);
+                let p = pixels[sy * side + sx] as f32;
+                let rgb = match att {
+                    None => [p as u8; 3],
+                    Some(a) => {
+                        let cell = (sy * grid / side) * grid + sx * grid / side;
+                        let v = a.get(cell).copied().unwrap_or(0.0) / max;
+                        let g = p * (1.0 - 0.6 * v);
+                        [(g + 153.0 * v).min(255.0) as u8, g as u8, g as u8]
+                    }
+                };
+                let at = (y * w + x0 + x) * 3;
+                buf[at..at + 3].copy_from_slice(&rgb);
+            }
+        }
+    }
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
+        let font = ("sans-serif", 18).into_font();
+        for k in 0..panels {
+            let text = if k == 0 {
+                "image".to_string()
+            } else {
+                labels[k - 1].clone()
+            };
+            let x = (k * (panel + gap) + 4) as i32;
+            root.draw(&Text::new(text, (x, (panel + 4) as i32), font.clone()))
+                .map_err(|e| plot_err(path, e))?;
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    image::RgbImage::from_raw(w as u32, h as u32, buf)
+        .expect("buffer of the image's size")
+        .save(path)
+        .map_err(|e| plot_err(path, e))
 }

@@ -5,7 +5,7 @@
 pub mod grid;
 pub mod heatmap;
 
-pub use heatmap::{heatmaps, Heatmap};
+pub use heatmap::{attention_over_image, heatmaps, Heatmap};
 
 use std::path::Path;
 use std::sync::Once;

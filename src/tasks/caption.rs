@@ -48,6 +48,7 @@ use crate::nn::{
     AttentionDecoder, AttentionDecoderConfig, AttentionKind, DecodeOptions, Hypothesis, Memory,
     SpecialTokens,
 };
+use crate::plot::attention_over_image;
 use crate::tasks::classification::load_meta;
 use crate::train::bleu::{corpus_bleu, Bleu};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
@@ -782,43 +783,14 @@ pub fn test_report(
     Ok((report, hyps))
 }
 
-/// Draws a scene with each word's attention over it: one panel per word, the scene's pixels
-/// in grey, the attention (upsampled from the grid) in the red channel.
+/// Draws a scene with each word's attention over it (see [`attention_over_image`]): the
+/// scene alone, then one panel per word of `h`, the end token's included.
 pub fn attention_over_scene(scene: &[u8], h: &Hypothesis, grid: usize, path: &Path) -> Result<()> {
-    let side = SCENE_SIDE as u32;
-    let zoom = 3u32;
-    let panels = h.tokens.len() + 1;
-    let mut img =
-        image::RgbImage::new(side * zoom * panels as u32 + 4 * panels as u32, side * zoom);
-    for panel in 0..panels {
-        let w: Option<&Vec<f32>> = if panel == 0 {
-            None
-        } else {
-            h.weights.get(panel - 1)
-        };
-        let max = w
-            .map(|w| w.iter().cloned().fold(1e-9f32, f32::max))
-            .unwrap_or(1.0);
-        let x0 = panel as u32 * (side * zoom + 4);
-        for y in 0..side * zoom {
-            for x in 0..side * zoom {
-                let (sx, sy) = ((x / zoom) as usize, (y / zoom) as usize);
-                let p = scene[sy * SCENE_SIDE + sx] as f32;
-                let px = match w {
-                    None => image::Rgb([p as u8, p as u8, p as u8]),
-                    Some(w) => {
-                        let cell = (sy * grid / SCENE_SIDE) * grid + sx * grid / SCENE_SIDE;
-                        let a = w[cell] / max;
-                        let g = p * (1.0 - 0.6 * a);
-                        image::Rgb([(g + 255.0 * 0.6 * a).min(255.0) as u8, g as u8, g as u8])
-                    }
-                };
-                img.put_pixel(x0 + x, y, px);
-            }
-        }
+    let mut labels: Vec<String> = h.tokens.iter().map(|&t| word(t).to_string()).collect();
+    if h.finished {
+        labels.push("</s>".into());
     }
-    img.save(path)
-        .map_err(|e| Error::bad_data(path, format!("cannot write PNG: {e}")))
+    attention_over_image(scene, SCENE_SIDE, &labels, &h.weights, grid, path)
 }
 
 /// Writes `report/caption_test.json`, three example scenes with their attention
