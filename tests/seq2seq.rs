@@ -16,6 +16,7 @@ use deepnet::models::{CellType, Seq2Seq, Seq2SeqConfig};
 use deepnet::nn::{AttentionKind, DecodeOptions, SpecialTokens};
 use deepnet::tasks::g2p::{sequence_loss, G2pBatch};
 use deepnet::train::checkpoint::load_weights;
+use deepnet::train::tokens::TargetTokens;
 use deepnet::weights::StateDict;
 
 fn fixture(name: &str) -> PathBuf {
@@ -77,10 +78,12 @@ fn batch(d: &StateDict, device: &Device, change: Option<(usize, usize, i64)>) ->
     G2pBatch {
         source,
         lengths: values(d, "lengths").iter().map(|&x| x as usize).collect(),
-        target_in: ids(d, "target_in", device),
-        target_out: ids(d, "target_out", device),
-        tokens: mask.iter().sum::<f32>() as usize,
-        mask: Tensor::from_data(TensorData::new(mask, [b, t]), device),
+        targets: TargetTokens {
+            inputs: ids(d, "target_in", device),
+            targets: ids(d, "target_out", device),
+            tokens: mask.iter().sum::<f32>() as usize,
+            mask: Tensor::from_data(TensorData::new(mask, [b, t]), device),
+        },
     }
 }
 

@@ -15,7 +15,7 @@ use deepnet::train::{OptimizerKind, Schedule, TrainConfig};
 use deepnet::Result;
 
 use super::device::DeviceArg;
-use super::progress::ProgressBars;
+use super::progress::{pass_lines, ProgressBars};
 
 /// `--attention` of captioning.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -88,21 +88,10 @@ pub struct CaptionTrainArgs {
     device: DeviceArg,
 }
 
-fn encoder_progress() -> impl FnMut(&str, usize, usize) {
-    let mut last = (String::new(), 0usize);
-    move |what: &str, done: usize, total: usize| {
-        let tenth = done * 4 / total.max(1);
-        if what != last.0 || tenth > last.1 {
-            eprintln!("encoding {what}: {done}/{total}");
-            last = (what.to_string(), tenth);
-        }
-    }
-}
-
 /// Runs `deepnet caption-train`.
 pub fn run(a: CaptionTrainArgs) -> Result<()> {
     let device = a.device.device()?;
-    let mut progress = encoder_progress();
+    let mut progress = pass_lines("encoding");
     let outcome = if let Some(dir) = &a.resume {
         eprintln!("resuming {}", dir.display());
         resume_run(

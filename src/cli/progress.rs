@@ -126,3 +126,16 @@ impl Observer for ProgressBars {
         }
     }
 }
+
+/// A line on stderr every tenth of a pass over many items (`decoding test: 640/6246`), for
+/// work outside the training loop: a report's decoding, an encoder's pass over the data.
+pub fn pass_lines(verb: &'static str) -> impl FnMut(&str, usize, usize) {
+    let mut last = (String::new(), 0usize);
+    move |what: &str, done: usize, total: usize| {
+        let tenth = done * 10 / total.max(1);
+        if what != last.0 || tenth > last.1 {
+            eprintln!("{verb} {what}: {done}/{total}");
+            last = (what.to_string(), tenth);
+        }
+    }
+}

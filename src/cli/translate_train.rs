@@ -14,7 +14,7 @@ use deepnet::Result;
 
 use super::device::DeviceArg;
 use super::langid_train::CellArg;
-use super::progress::ProgressBars;
+use super::progress::{pass_lines, ProgressBars};
 
 /// `--attention`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -109,22 +109,10 @@ pub struct TranslateTrainArgs {
     device: DeviceArg,
 }
 
-/// Prints the report's decoding progress on stderr, every 10% of a pass.
-fn decode_progress() -> impl FnMut(&str, usize, usize) {
-    let mut last = (String::new(), 0usize);
-    move |what: &str, done: usize, total: usize| {
-        let tenth = done * 10 / total.max(1);
-        if what != last.0 || tenth > last.1 {
-            eprintln!("decoding ({what}): {done}/{total} words");
-            last = (what.to_string(), tenth);
-        }
-    }
-}
-
 /// Runs `deepnet translate-train`.
 pub fn run(a: TranslateTrainArgs) -> Result<()> {
     let device = a.device.device()?;
-    let mut progress = decode_progress();
+    let mut progress = pass_lines("decoding");
     let outcome = if let Some(dir) = &a.resume {
         eprintln!("resuming {}", dir.display());
         resume_run(

@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +54,8 @@ use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_check
 use crate::train::run::{
     create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
 };
-use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
+use crate::train::tokens::{token_loss, TargetTokens, TokenStats};
+use crate::train::{fit, EpochRecord, Observer, Task, TrainConfig, TrainOutput};
 use crate::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
 
 /// The name of this task in `config.json`.
@@ -374,14 +374,8 @@ impl Prepared {
 pub struct CaptionBatch {
     /// Annotation vectors `[B, L, D]`.
     pub annotations: Tensor<3>,
-    /// Decoder inputs `[B, T]`: the start token, then the words.
-    pub target_in: Tensor<2, Int>,
-    /// Targets `[B, T]`: the words, then the end token (padded with 0).
-    pub target_out: Tensor<2, Int>,
-    /// 1 at target tokens, `[B, T]`.
-    pub mask: Tensor<2>,
-    /// Target tokens.
-    pub tokens: usize,
+    /// The captions' words: decoder inputs, targets, mask.
+    pub targets: TargetTokens,
 }
 
 fn caption_ids(c: &str) -> Vec<u32> {
@@ -390,56 +384,11 @@ fn caption_ids(c: &str) -> Vec<u32> {
         .collect()
 }
 
-fn caption_batch(annotations: Tensor<3>, targets: &[Vec<u32>], device: &Device) -> CaptionBatch {
-    let b = targets.len();
-    let t = targets.iter().map(|x| x.len() + 1).max().unwrap_or(1);
-    let mut tin = vec![PAD as i64; b * t];
-    let mut tout = vec![PAD as i64; b * t];
-    let mut mask = vec![0f32; b * t];
-    for (row, ids) in targets.iter().enumerate() {
-        tin[row * t] = BOS as i64;
-        for (k, &id) in ids.iter().enumerate() {
-            tin[row * t + k + 1] = id as i64;
-            tout[row * t + k] = id as i64;
-        }
-        tout[row * t + ids.len()] = EOS as i64;
-        mask[row * t..row * t + ids.len() + 1].fill(1.0);
-    }
+fn caption_batch(annotations: Tensor<3>, captions: &[Vec<u32>], device: &Device) -> CaptionBatch {
+    let words: Vec<&[u32]> = captions.iter().map(Vec::as_slice).collect();
     CaptionBatch {
         annotations,
-        target_in: Tensor::from_data(TensorData::new(tin, [b, t]), device),
-        target_out: Tensor::from_data(TensorData::new(tout, [b, t]), device),
-        mask: Tensor::from_data(TensorData::new(mask, [b, t]), device),
-        tokens: targets.iter().map(|x| x.len() + 1).sum(),
-    }
-}
-
-/// Summed statistics of teacher-forced words.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CaptionStats {
-    /// Summed cross-entropy (nats) of the target tokens.
-    pub nats: f64,
-    /// Tokens predicted right given the true prefix.
-    pub correct: usize,
-    /// Target tokens.
-    pub tokens: usize,
-}
-
-impl Stats for CaptionStats {
-    fn merge(&mut self, other: &Self) {
-        self.nats += other.nats;
-        self.correct += other.correct;
-        self.tokens += other.tokens;
-    }
-    fn items(&self) -> usize {
-        self.tokens
-    }
-    fn metrics(&self) -> Vec<(&'static str, f64)> {
-        let n = self.tokens.max(1) as f64;
-        vec![
-            ("loss", self.nats / n),
-            ("token_accuracy", self.correct as f64 / n),
-        ]
+        targets: TargetTokens::new(&words, BOS, EOS, PAD, device),
     }
 }
 
@@ -466,26 +415,10 @@ fn memory_of(
 fn caption_loss(
     decoder: &AttentionDecoder,
     batch: CaptionBatch,
-) -> Result<(Tensor<1>, CaptionStats)> {
+) -> Result<(Tensor<1>, TokenStats)> {
     let (memory, state) = memory_of(decoder, batch.annotations)?;
-    let logits = decoder.teacher_forced(batch.target_in, state, &memory); // [B, T, V]
-    let [b, t, _] = logits.dims();
-    let log_probs = log_softmax(logits, 2);
-    let predicted = log_probs.clone().argmax(2).reshape([b, t]);
-    let picked = log_probs
-        .gather(2, batch.target_out.clone().reshape([b, t, 1]))
-        .reshape([b, t]);
-    let nats = (picked * batch.mask.clone()).sum().neg();
-    let loss = nats.clone().div_scalar(batch.tokens.max(1) as f32);
-    let hits = predicted.equal(batch.target_out).float() * batch.mask;
-    Ok((
-        loss,
-        CaptionStats {
-            nats: nats.into_scalar::<f32>() as f64,
-            correct: hits.sum().into_scalar::<f32>().round() as usize,
-            tokens: batch.tokens,
-        },
-    ))
+    let logits = decoder.teacher_forced(batch.targets.inputs.clone(), state, &memory); // [B, T, V]
+    Ok(token_loss(logits, batch.targets))
 }
 
 /// Captioning on [`Prepared`] scenes.
@@ -496,7 +429,7 @@ pub struct CaptionTask<'a> {
 impl Task for CaptionTask<'_> {
     type Model = AttentionDecoder;
     type Batch = CaptionBatch;
-    type Stats = CaptionStats;
+    type Stats = TokenStats;
     type Carry = ();
 
     fn unit(&self) -> &'static str {
@@ -544,7 +477,7 @@ impl Task for CaptionTask<'_> {
         model: &AttentionDecoder,
         batch: CaptionBatch,
         _carry: (),
-    ) -> Result<TrainOutput<CaptionStats, ()>> {
+    ) -> Result<TrainOutput<TokenStats, ()>> {
         let (loss, stats) = caption_loss(model, batch)?;
         Ok(TrainOutput {
             loss,
@@ -552,7 +485,7 @@ impl Task for CaptionTask<'_> {
             carry: (),
         })
     }
-    fn valid_step(&self, model: &AttentionDecoder, batch: CaptionBatch) -> Result<CaptionStats> {
+    fn valid_step(&self, model: &AttentionDecoder, batch: CaptionBatch) -> Result<TokenStats> {
         Ok(caption_loss(model, batch)?.1)
     }
     fn default_valid_batch_size(&self, _train_batch_size: usize) -> usize {

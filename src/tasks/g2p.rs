@@ -21,7 +21,6 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +36,8 @@ use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_check
 use crate::train::run::{
     create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
 };
-use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
+use crate::train::tokens::{token_loss, TargetTokens, TokenStats};
+use crate::train::{fit, EpochRecord, Observer, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
 pub const TASK: &str = "g2p";
@@ -168,35 +168,6 @@ impl G2pRun {
     }
 }
 
-/// Summed statistics of teacher-forced phonemes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct G2pStats {
-    /// Summed cross-entropy of the target tokens (nats), the end token included.
-    pub nats: f64,
-    /// Target tokens whose most likely prediction (given the true prefix) is right.
-    pub correct: usize,
-    /// Target tokens.
-    pub tokens: usize,
-}
-
-impl Stats for G2pStats {
-    fn merge(&mut self, other: &Self) {
-        self.nats += other.nats;
-        self.correct += other.correct;
-        self.tokens += other.tokens;
-    }
-    fn items(&self) -> usize {
-        self.tokens
-    }
-    fn metrics(&self) -> Vec<(&'static str, f64)> {
-        let n = self.tokens.max(1) as f64;
-        vec![
-            ("loss", self.nats / n),
-            ("token_accuracy", self.correct as f64 / n),
-        ]
-    }
-}
-
 /// One (word, pronunciation) pair as ids.
 #[derive(Debug, Clone)]
 struct Pair {
@@ -210,76 +181,28 @@ pub struct G2pBatch {
     pub source: Tensor<2, Int>,
     /// Letters of each row.
     pub lengths: Vec<usize>,
-    /// Decoder inputs `[B, T]`: the start token, then the phonemes.
-    pub target_in: Tensor<2, Int>,
-    /// Decoder targets `[B, T]`: the phonemes, then the end token (padded with 0).
-    pub target_out: Tensor<2, Int>,
-    /// 1 at target tokens, 0 at padding, `[B, T]`.
-    pub mask: Tensor<2>,
-    /// Target tokens in the batch.
-    pub tokens: usize,
+    /// The phonemes: decoder inputs, targets, mask.
+    pub targets: TargetTokens,
 }
 
 impl G2pBatch {
     fn new(pairs: &[&Pair], device: &Device) -> G2pBatch {
-        let b = pairs.len();
-        let s = pairs
-            .iter()
-            .map(|p| p.letters.len())
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let t = pairs
-            .iter()
-            .map(|p| p.phonemes.len() + 1)
-            .max()
-            .unwrap_or(1);
-        let mut source = vec![0i64; b * s];
-        let mut target_in = vec![PAD as i64; b * t];
-        let mut target_out = vec![PAD as i64; b * t];
-        let mut mask = vec![0f32; b * t];
-        for (row, p) in pairs.iter().enumerate() {
-            for (k, &id) in p.letters.iter().enumerate() {
-                source[row * s + k] = id as i64;
-            }
-            target_in[row * t] = BOS as i64;
-            for (k, &id) in p.phonemes.iter().enumerate() {
-                target_in[row * t + k + 1] = id as i64;
-                target_out[row * t + k] = id as i64;
-            }
-            target_out[row * t + p.phonemes.len()] = EOS as i64;
-            mask[row * t..row * t + p.phonemes.len() + 1].fill(1.0);
-        }
+        let letters: Vec<&[u32]> = pairs.iter().map(|p| p.letters.as_slice()).collect();
+        let phonemes: Vec<&[u32]> = pairs.iter().map(|p| p.phonemes.as_slice()).collect();
+        let (source, lengths) = source_batch(&letters, device);
         G2pBatch {
-            source: Tensor::from_data(TensorData::new(source, [b, s]), device),
-            lengths: pairs.iter().map(|p| p.letters.len().max(1)).collect(),
-            target_in: Tensor::from_data(TensorData::new(target_in, [b, t]), device),
-            target_out: Tensor::from_data(TensorData::new(target_out, [b, t]), device),
-            mask: Tensor::from_data(TensorData::new(mask, [b, t]), device),
-            tokens: pairs.iter().map(|p| p.phonemes.len() + 1).sum(),
+            source,
+            lengths,
+            targets: TargetTokens::new(&phonemes, BOS, EOS, PAD, device),
         }
     }
 }
 
 /// The teacher-forced loss of `batch`: the mean cross-entropy per target token (padding
 /// excluded), with the batch's statistics.
-pub fn sequence_loss(model: &Seq2Seq, batch: G2pBatch) -> Result<(Tensor<1>, G2pStats)> {
-    let logits = model.forward(batch.source, &batch.lengths, batch.target_in)?; // [B, T, V]
-    let [b, t, _] = logits.dims();
-    let log_probs = log_softmax(logits, 2);
-    let predicted = log_probs.clone().argmax(2).reshape([b, t]); // [B, T]
-    let picked = log_probs
-        .gather(2, batch.target_out.clone().reshape([b, t, 1]))
-        .reshape([b, t]); // [B, T]
-    let nats = (picked * batch.mask.clone()).sum().neg(); // [1]
-    let loss = nats.clone().div_scalar(batch.tokens.max(1) as f32);
-    let hits = predicted.equal(batch.target_out).float() * batch.mask;
-    let stats = G2pStats {
-        nats: nats.into_scalar::<f32>() as f64,
-        correct: hits.sum().into_scalar::<f32>().round() as usize,
-        tokens: batch.tokens,
-    };
-    Ok((loss, stats))
+pub fn sequence_loss(model: &Seq2Seq, batch: G2pBatch) -> Result<(Tensor<1>, TokenStats)> {
+    let logits = model.forward(batch.source, &batch.lengths, batch.targets.inputs.clone())?; // [B, T, V]
+    Ok(token_loss(logits, batch.targets))
 }
 
 /// The dictionary split and encoded.
@@ -359,7 +282,7 @@ const POOL_BATCHES: usize = 50;
 impl Task for G2pTask<'_> {
     type Model = Seq2Seq;
     type Batch = G2pBatch;
-    type Stats = G2pStats;
+    type Stats = TokenStats;
     type Carry = ();
 
     fn unit(&self) -> &'static str {
@@ -403,7 +326,7 @@ impl Task for G2pTask<'_> {
         model: &Seq2Seq,
         batch: G2pBatch,
         _carry: (),
-    ) -> Result<TrainOutput<G2pStats, ()>> {
+    ) -> Result<TrainOutput<TokenStats, ()>> {
         let (loss, stats) = sequence_loss(model, batch)?;
         Ok(TrainOutput {
             loss,
@@ -411,7 +334,7 @@ impl Task for G2pTask<'_> {
             carry: (),
         })
     }
-    fn valid_step(&self, model: &Seq2Seq, batch: G2pBatch) -> Result<G2pStats> {
+    fn valid_step(&self, model: &Seq2Seq, batch: G2pBatch) -> Result<TokenStats> {
         Ok(sequence_loss(model, batch)?.1)
     }
     fn default_valid_batch_size(&self, _train_batch_size: usize) -> usize {

@@ -1,6 +1,6 @@
 //! Training, for every task: the [`Task`] trait, the one loop ([`fit`]), optimizers and
 //! schedules, global-norm clipping, checkpoints, the epochs' records, TensorBoard files and
-//! run directories.
+//! run directories, corpus BLEU, teacher forcing's targets and loss.
 
 pub mod bleu;
 pub mod checkpoint;
@@ -11,6 +11,7 @@ pub mod history;
 pub mod run;
 pub mod task;
 pub mod tensorboard;
+pub mod tokens;
 pub mod trainer;
 
 pub use checkpoint::{read_checkpoint_meta, resolve_checkpoint, CheckpointMeta, TrainState};

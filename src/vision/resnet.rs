@@ -356,8 +356,9 @@ impl<B: ResidualBlock> ResNet<B> {
             ("layer4", &self.layer4),
         ] {
             for (i, block) in stage.iter().enumerate() {
-                x = block.forward(x, trace, &format!("{name}.{i}"));
-                trace.feature_map(&format!("{name}.{i}"), &x);
+                let prefix = format!("{name}.{i}");
+                x = block.forward(x, trace, &prefix);
+                trace.feature_map(&prefix, &x);
             }
         }
         let x = self.avgpool.forward(x).flatten::<2>(1, 3); // [batch, channels]
