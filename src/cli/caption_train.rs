@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use deepnet::data::DEFAULT_FASHION_MNIST_DIR;
-use deepnet::nn::{AttentionDecoderConfig, AttentionKind};
+use deepnet::nn::{AttentionDecoderConfig, AttentionKind, SummaryUse};
 use deepnet::tasks::caption::{
     resume_run, start_run, CaptionData, CaptionOutcome, CaptionRequest, CaptionScores,
 };
@@ -24,7 +24,7 @@ enum AttentionArg {
     Additive,
     /// Luong's multiplicative score with input feeding.
     Multiplicative,
-    /// No attention: Show and Tell.
+    /// No attention: Show and Tell (the image vector is the first input).
     None,
 }
 
@@ -112,7 +112,13 @@ pub fn run(a: CaptionTrainArgs) -> Result<()> {
                 .with_embed_size(a.embed_size)
                 .with_hidden_size(a.hidden_size)
                 .with_attention_size(a.attention_size)
-                .with_attention(attention),
+                .with_attention(attention)
+                .with_summary_use(if attention == AttentionKind::None {
+                    // Show and Tell: the image is the input of a step before the first word.
+                    SummaryUse::FirstInput
+                } else {
+                    SummaryUse::InitialState
+                }),
             data: CaptionData {
                 fashion_mnist: a.data.clone(),
                 encoder: a.encoder.clone().expect("clap requires --encoder"),

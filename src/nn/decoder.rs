@@ -15,8 +15,11 @@
 //! - **none** (Sutskever et al. 2014): `s_t = cell(E y_{t-1}, s_{t-1})`,
 //!   `logits = W_o s_t + b_o`: the source reaches the decoder only through its first state.
 //!
-//! The first state is `h_0 = tanh(W_b m + b_b)` (`c_0 = 0`) from a summary `m` of the source
-//! (a bidirectional encoder's two final states; a CNN's mean annotation vector).
+//! The first state comes from a summary `m` of the source (a bidirectional encoder's two final
+//! states; a CNN's mean annotation vector), one of two ways ([`SummaryUse`]):
+//! `h_0 = tanh(W_b m + b_b)`, `c_0 = 0` (Bahdanau et al.; Xu et al.), or, as Show and Tell
+//! (Vinyals et al. 2015) feeds the image, as the input of a step before the start token:
+//! `s_0 = cell(W_b m + b_b, 0)` (decoders without attention only).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -61,6 +64,18 @@ impl AttentionKind {
     }
 }
 
+/// How the source's summary starts the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SummaryUse {
+    /// It sets the first state: `h_0 = tanh(W_b m + b_b)`, `c_0 = 0`.
+    #[default]
+    InitialState,
+    /// It is the input of one step before the start token, from a zero state (Show and
+    /// Tell's image input); only without attention.
+    FirstInput,
+}
+
 /// Token ids with a meaning to the decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecialTokens {
@@ -94,9 +109,23 @@ pub struct AttentionDecoderConfig {
     /// Features of the additive score's hidden layer (default 128).
     #[config(default = 128)]
     pub attention_size: usize,
+    /// How the source's summary starts the decoder (default: it sets the first state).
+    #[config(default = "SummaryUse::InitialState")]
+    pub summary_use: SummaryUse,
 }
 
 impl AttentionDecoderConfig {
+    /// Checks that the settings fit together.
+    pub fn validate(&self) -> Result<()> {
+        if self.summary_use == SummaryUse::FirstInput && self.attention != AttentionKind::None {
+            return Err(Error::invalid(
+                "summary_use",
+                "the summary can be the first input only of a decoder without attention",
+            ));
+        }
+        Ok(())
+    }
+
     /// Features the cell reads per step.
     fn cell_input(&self) -> usize {
         self.embed_size
@@ -130,7 +159,14 @@ impl AttentionDecoderConfig {
         };
         AttentionDecoder {
             embedding: EmbeddingConfig::new(self.vocab_size, self.embed_size).init(device),
-            bridge: LinearConfig::new(self.summary_size, self.hidden_size).init(device),
+            bridge: LinearConfig::new(
+                self.summary_size,
+                match self.summary_use {
+                    SummaryUse::InitialState => self.hidden_size,
+                    SummaryUse::FirstInput => self.embed_size,
+                },
+            )
+            .init(device),
             lstm,
             gru,
             attention: self.attention.score().map(|score| {
@@ -145,6 +181,7 @@ impl AttentionDecoderConfig {
             }),
             out: LinearConfig::new(self.output_input(), self.vocab_size).init(device),
             kind: self.attention,
+            summary_use: self.summary_use,
             hidden_size: self.hidden_size,
         }
     }
@@ -156,7 +193,7 @@ impl AttentionDecoderConfig {
 pub struct AttentionDecoder {
     /// Output-token embeddings `[vocab, embed]`.
     pub embedding: Embedding,
-    /// `W_b`: the memory's summary to the first state.
+    /// `W_b`: the memory's summary to the first state (or the first input).
     pub bridge: Linear,
     /// The cell, when it is an LSTM.
     pub lstm: Option<LstmCell>,
@@ -170,6 +207,8 @@ pub struct AttentionDecoder {
     pub out: Linear,
     #[module(skip)]
     kind: AttentionKind,
+    #[module(skip)]
+    summary_use: SummaryUse,
     /// Features of the state.
     pub hidden_size: usize,
 }
@@ -232,14 +271,30 @@ impl AttentionDecoder {
         self.kind
     }
 
-    /// The first state from a summary of the memory, `[B, summary]`.
+    /// The first state from a summary of the memory, `[B, summary]` (see [`SummaryUse`]).
     pub fn initial_state(&self, summary: Tensor<2>) -> DecoderState {
-        let h = tanh(self.bridge.forward(summary)); // [B, H]
-        let zeros = h.zeros_like();
-        DecoderState {
-            h,
-            c: zeros.clone(),
-            feed: zeros,
+        let projected = self.bridge.forward(summary);
+        match self.summary_use {
+            SummaryUse::InitialState => {
+                let h = tanh(projected); // [B, H]
+                let zeros = h.zeros_like();
+                DecoderState {
+                    h,
+                    c: zeros.clone(),
+                    feed: zeros,
+                }
+            }
+            SummaryUse::FirstInput => {
+                // One step from a zero state that reads the summary as its input [B, E].
+                let b = projected.dims()[0];
+                let zeros = Tensor::<2>::zeros([b, self.hidden_size], &projected.device());
+                let (h, c) = match (&self.lstm, &self.gru) {
+                    (Some(lstm), _) => lstm.forward(projected, (zeros.clone(), zeros.clone())),
+                    (None, Some(gru)) => (gru.forward(projected, zeros.clone()), zeros.clone()),
+                    (None, None) => unreachable!("an AttentionDecoder has one cell"),
+                };
+                DecoderState { h, c, feed: zeros }
+            }
         }
     }
 
@@ -496,4 +551,41 @@ fn argmax(v: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_starts_the_decoder_either_way() {
+        let device = Device::flex();
+        for use_ in [SummaryUse::InitialState, SummaryUse::FirstInput] {
+            let config = AttentionDecoderConfig::new(7, 5, 5)
+                .with_embed_size(4)
+                .with_hidden_size(6)
+                .with_attention(AttentionKind::None)
+                .with_summary_use(use_);
+            config.validate().unwrap();
+            let decoder = config.init(&device);
+            let a = Tensor::<2>::ones([2, 5], &device);
+            let s1 = decoder.initial_state(a.clone());
+            let s2 = decoder.initial_state(a.neg());
+            assert_eq!(s1.h.dims(), [2, 6]);
+            let moved = (s1.h - s2.h).abs().max().into_scalar::<f32>();
+            assert!(
+                moved > 1e-4,
+                "{use_:?}: the first state ignores the summary"
+            );
+            if use_ == SummaryUse::FirstInput {
+                // An LSTM step from zeros: the cell state is not zero.
+                assert!(s1.c.abs().max().into_scalar::<f32>() > 0.0);
+            }
+        }
+        let e = AttentionDecoderConfig::new(7, 5, 5)
+            .with_summary_use(SummaryUse::FirstInput)
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("without attention"), "{e}");
+    }
 }

@@ -8,5 +8,5 @@ pub mod decoder;
 pub use attention::{Attention, AttentionConfig, Memory, Score};
 pub use decoder::{
     AttentionDecoder, AttentionDecoderConfig, AttentionKind, DecodeOptions, DecoderState,
-    Hypothesis, SpecialTokens,
+    Hypothesis, SpecialTokens, SummaryUse,
 };

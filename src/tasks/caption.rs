@@ -10,10 +10,10 @@
 //! computed once per scene, before training, since nothing upstream of them trains.
 //!
 //! **Decoder.** The [`AttentionDecoder`] (LSTM): with attention, every word reads a context
-//! `z_t = Σ_i α_ti a_i`; without (Show-and-Tell), the image reaches the decoder only through
-//! its first state. Both start from `h_0 = tanh(W mean_i a_i + b)` (Show and Tell feeds the
-//! image vector as the first input instead; here it sets the first state — the same
-//! information, one step earlier).
+//! `z_t = Σ_i α_ti a_i` and the first state is `h_0 = tanh(W mean_i a_i + b)` (Xu et al.);
+//! without (Show and Tell), the image vector `mean_i a_i`, projected, is the decoder's input
+//! at a step before the start token and reaches the words only through the state
+//! ([`SummaryUse`](crate::nn::SummaryUse); the CLI picks it for `--attention none`).
 //!
 //! **Targets.** A scene's captions are every phrasing of its clauses
 //! ([`crate::data::scenes::captions`]); each epoch, a training scene's target is one of them,
@@ -827,6 +827,7 @@ pub fn start_run(
     }
     let encoder = Encoder::load(&req.data.encoder)?;
     let prepared = Prepared::build(&req.data, &encoder, device, progress)?;
+    req.decoder.validate()?;
     let decoder = AttentionDecoderConfig {
         vocab_size: 3 + vocabulary().len(),
         memory_size: prepared.features,
