@@ -1,5 +1,5 @@
-//! Data: MNIST-format data sets, image folders, image files, generated scenes, augmentation,
-//! batching. (The IDX and `.npy` file formats live in [`crate::io`].)
+//! Data: MNIST-format data sets, image folders, image files, generated scenes and moving items,
+//! augmentation, batching. (The IDX and `.npy` file formats live in [`crate::io`].)
 
 pub mod augment;
 pub mod batch;
@@ -7,6 +7,7 @@ pub mod folder;
 pub mod image_file;
 pub mod image_set;
 pub mod mnist;
+pub mod moving;
 pub mod scenes;
 pub mod source;
 pub mod text;
