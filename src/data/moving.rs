@@ -192,8 +192,7 @@ mod tests {
             assert_eq!(s, generate(&src, 5, i).unwrap());
             assert_eq!(s.len(), FRAMES_IN + FRAMES_OUT);
             for w in s.positions.windows(2) {
-                for k in 0..ITEMS {
-                    let (a, b) = (w[0][k], w[1][k]);
+                for (&a, &b) in w[0].iter().zip(&w[1]) {
                     // Speed 2-4 pixels a frame, rounded: at most 5 per axis.
                     assert!(a.0.abs_diff(b.0) <= 5 && a.1.abs_diff(b.1) <= 5);
                     assert!(b.0 + ITEM_SIDE <= FRAME_SIDE && b.1 + ITEM_SIDE <= FRAME_SIDE);
