@@ -391,6 +391,11 @@ fn translate_train_and_translate_on_the_extract() {
         &deepnet(&["translate", run_s, "cat", "--beam", "0"]),
         "beam",
     );
+    // A beam too wide to bound the search's memory.
+    assert_fails_cleanly(
+        &deepnet(&["translate", run_s, "cat", "--beam", "100000"]),
+        "1..=64",
+    );
     let other = dir.path().join("image");
     assert!(common::train_image_run(&other).status.success());
     assert_fails_cleanly(

@@ -13,7 +13,7 @@ use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::{check_sizes, recurrent_stack, CellType, Directions};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::{
     AttentionDecoder, AttentionDecoderConfig, AttentionKind, DecodeOptions, DecoderState,
     Hypothesis, Memory,
@@ -170,9 +170,7 @@ impl Seq2Seq {
         lengths: &[usize],
         options: &DecodeOptions,
     ) -> Result<Vec<Hypothesis>> {
-        if options.beam_width == 0 {
-            return Err(Error::invalid("beam_width", "must be at least 1"));
-        }
+        crate::nn::check_beam_width(options.beam_width)?;
         let (memory, state) = self.encode(source, lengths)?;
         if options.beam_width == 1 {
             return self.decoder.greedy(state, &memory, options);

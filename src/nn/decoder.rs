@@ -64,6 +64,10 @@ impl AttentionKind {
     }
 }
 
+/// The widest beam [`AttentionDecoder::beam`] searches: its hypotheses and their attention
+/// weights grow with the width, and past a few dozen wider beams stop finding better outputs.
+pub const MAX_BEAM_WIDTH: usize = 64;
+
 /// How the source's summary starts the decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -456,9 +460,7 @@ impl AttentionDecoder {
         options: &DecodeOptions,
     ) -> Result<Vec<Hypothesis>> {
         let width = options.beam_width;
-        if width == 0 {
-            return Err(Error::invalid("beam_width", "must be at least 1"));
-        }
+        check_beam_width(width)?;
         if memory.batch() != 1 || state.h.dims()[0] != 1 {
             return Err(Error::invalid(
                 "memory",
@@ -536,6 +538,17 @@ impl AttentionDecoder {
         done.sort_by(|a, b| normalised(b).total_cmp(&normalised(a)));
         Ok(done)
     }
+}
+
+/// Checks a beam width: 1 to [`MAX_BEAM_WIDTH`].
+pub fn check_beam_width(width: usize) -> Result<()> {
+    if !(1..=MAX_BEAM_WIDTH).contains(&width) {
+        return Err(Error::invalid(
+            "beam_width",
+            format!("{width} is not in 1..={MAX_BEAM_WIDTH}"),
+        ));
+    }
+    Ok(())
 }
 
 /// One inference step on the host: log-probabilities `[B][vocab]`, the new state, the

@@ -7,6 +7,6 @@ pub mod decoder;
 
 pub use attention::{Attention, AttentionConfig, Memory, Score};
 pub use decoder::{
-    AttentionDecoder, AttentionDecoderConfig, AttentionKind, DecodeOptions, DecoderState,
-    Hypothesis, SpecialTokens, SummaryUse,
+    check_beam_width, AttentionDecoder, AttentionDecoderConfig, AttentionKind, DecodeOptions,
+    DecoderState, Hypothesis, SpecialTokens, SummaryUse, MAX_BEAM_WIDTH,
 };

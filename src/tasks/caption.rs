@@ -76,6 +76,9 @@ const GRAMMAR_WORDS: [&str; 9] = [
 /// Most words a caption may have (4 items: 3 clauses of 6 words and 2 "and").
 const MAX_CAPTION_WORDS: usize = 24;
 
+/// The most memory a split's annotation vectors may take (they are held for the whole run).
+pub const MAX_ANNOTATION_BYTES: u64 = 8_000_000_000;
+
 /// Longest side of the annotation grid.
 pub const MAX_GRID: usize = 8;
 
@@ -254,6 +257,18 @@ impl Encoder {
                     // [B, D, g, g] -> [B, g·g, D]: one annotation vector per grid cell.
                     let a = maps.reshape([b, d, g * w]).swap_dims(1, 2);
                     shape = (g * w, d, g);
+                    let bytes = n as u64 * (g * w * d) as u64 * 4;
+                    if k == 0 && bytes > MAX_ANNOTATION_BYTES {
+                        return Err(Error::invalid(
+                            "scenes",
+                            format!(
+                                "{n} scenes of {} annotation vectors of {d} features would take {:.1} GB of memory; the limit is {} GB: use fewer scenes",
+                                g * w,
+                                bytes as f64 / 1e9,
+                                MAX_ANNOTATION_BYTES / 1_000_000_000
+                            ),
+                        ));
+                    }
                     out.extend(
                         a.into_data()
                             .convert::<f32>()

@@ -652,9 +652,7 @@ fn check_request(req: &G2pRequest) -> Result<()> {
             "G2P reads whole words: there is nothing to truncate",
         ));
     }
-    if req.beam_width == 0 {
-        return Err(Error::invalid("beam_width", "must be at least 1"));
-    }
+    crate::nn::check_beam_width(req.beam_width)?;
     if !(req.length_alpha.is_finite() && (0.0..=2.0).contains(&req.length_alpha)) {
         return Err(Error::invalid(
             "length_alpha",
@@ -784,9 +782,7 @@ impl Translator {
     /// search. A word must be letters and apostrophes, no longer than the longest training
     /// word.
     pub fn translate(&self, words: &[String], beam_width: usize) -> Result<Vec<Translation>> {
-        if beam_width == 0 {
-            return Err(Error::invalid("beam_width", "must be at least 1"));
-        }
+        crate::nn::check_beam_width(beam_width)?;
         let mut out = Vec::with_capacity(words.len());
         for word in words {
             let letters = self.letters(word)?;
