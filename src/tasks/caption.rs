@@ -51,9 +51,7 @@ use crate::plot::attention_over_image;
 use crate::tasks::classification::load_meta;
 use crate::train::bleu::{corpus_bleu, Bleu};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{
-    create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
-};
+use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
 use crate::train::tokens::{token_loss, TargetTokens, TokenStats};
 use crate::train::{fit, EpochRecord, Observer, Task, TrainConfig, TrainOutput};
 use crate::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
@@ -141,14 +139,7 @@ pub struct CaptionRun {
 
 impl CaptionRun {
     fn from_json(v: serde_json::Value, origin: &Path) -> Result<CaptionRun> {
-        if task_of(&v) != TASK {
-            return Err(Error::bad_data(
-                origin,
-                format!("holds a {} run, not a captioning ({TASK}) run", task_of(&v)),
-            ));
-        }
-        serde_json::from_value(v)
-            .map_err(|e| Error::bad_data(origin, format!("not a captioning run config: {e}")))
+        crate::train::run::task_config(v, origin, TASK, "captioning")
     }
 
     fn decode_options(&self) -> DecodeOptions {

@@ -29,9 +29,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::models::{CharLm, CharLmConfig, KneserNey, LmState};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{
-    create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
-};
+use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -85,17 +83,7 @@ pub struct LmRun {
 
 impl LmRun {
     fn from_json(v: serde_json::Value, origin: &Path) -> Result<LmRun> {
-        if task_of(&v) != TASK {
-            return Err(Error::bad_data(
-                origin,
-                format!(
-                    "holds a {} run, not a character language model ({TASK}) run",
-                    task_of(&v)
-                ),
-            ));
-        }
-        serde_json::from_value(v)
-            .map_err(|e| Error::bad_data(origin, format!("not a character-LM run config: {e}")))
+        crate::train::run::task_config(v, origin, TASK, "character language model")
     }
 }
 

@@ -33,9 +33,7 @@ use crate::models::{Seq2Seq, Seq2SeqConfig};
 use crate::nn::{AttentionKind, DecodeOptions, Hypothesis, SpecialTokens};
 use crate::plot::{heatmaps, Heatmap};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{
-    create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
-};
+use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
 use crate::train::tokens::{token_loss, TargetTokens, TokenStats};
 use crate::train::{fit, EpochRecord, Observer, Task, TrainConfig, TrainOutput};
 
@@ -144,17 +142,7 @@ pub struct G2pRun {
 
 impl G2pRun {
     fn from_json(v: serde_json::Value, origin: &Path) -> Result<G2pRun> {
-        if task_of(&v) != TASK {
-            return Err(Error::bad_data(
-                origin,
-                format!(
-                    "holds a {} run, not a grapheme-to-phoneme ({TASK}) run",
-                    task_of(&v)
-                ),
-            ));
-        }
-        serde_json::from_value(v)
-            .map_err(|e| Error::bad_data(origin, format!("not a G2P run config: {e}")))
+        crate::train::run::task_config(v, origin, TASK, "grapheme-to-phoneme")
     }
 
     /// How the run decodes: its beam width and limits.

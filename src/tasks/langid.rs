@@ -35,9 +35,7 @@ use crate::io::write_atomic;
 use crate::models::{CharClassifier, CharClassifierConfig, NgramNaiveBayes};
 use crate::plot::{confusion_matrix, grouped_bars, Series};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{
-    create_run_dir, extend_epochs, read_config, task_of, write_config, CONFIG_FILE,
-};
+use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -100,21 +98,7 @@ pub struct LangIdRun {
 
 impl LangIdRun {
     fn from_json(v: serde_json::Value, origin: &Path) -> Result<LangIdRun> {
-        if task_of(&v) != TASK {
-            return Err(Error::bad_data(
-                origin,
-                format!(
-                    "holds a {} run, not a language-identification ({TASK}) run",
-                    task_of(&v)
-                ),
-            ));
-        }
-        serde_json::from_value(v).map_err(|e| {
-            Error::bad_data(
-                origin,
-                format!("not a language-identification run config: {e}"),
-            )
-        })
+        crate::train::run::task_config(v, origin, TASK, "language-identification")
     }
 }
 

@@ -121,6 +121,25 @@ pub fn task_of(config: &serde_json::Value) -> &str {
         .unwrap_or(DEFAULT_TASK)
 }
 
+/// The configuration `v` (read from `origin`) of a run of task `task`, which users know as a
+/// `what` run ("language-identification"): an error naming the task it holds instead, or what
+/// does not fit.
+pub fn task_config<R: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+    origin: &Path,
+    task: &str,
+    what: &str,
+) -> Result<R> {
+    if task_of(&v) != task {
+        return Err(Error::bad_data(
+            origin,
+            format!("holds a {} run, not a {what} ({task}) run", task_of(&v)),
+        ));
+    }
+    serde_json::from_value(v)
+        .map_err(|e| Error::bad_data(origin, format!("not a {what} run config: {e}")))
+}
+
 /// Resuming: sets `train.epochs` to `epochs` (the total asked for) when given, and refuses a run
 /// whose checkpoint has already trained `done` of them all.
 pub fn extend_epochs(train: &mut TrainConfig, epochs: Option<usize>, done: usize) -> Result<()> {
