@@ -1,7 +1,9 @@
-//! Convolutional networks, one file per family, and the registry that names them.
+//! Convolutional networks, one file per family, and the registry that names them; and the
+//! fully convolutional segmentation networks ([`fcn`]).
 
 pub mod alexnet;
 mod blocks;
+pub mod fcn;
 pub mod googlenet;
 pub mod lenet;
 pub mod resnet;
