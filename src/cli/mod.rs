@@ -7,15 +7,20 @@ mod caption_train;
 mod device;
 mod eval;
 mod export;
+mod forecast;
+mod forecast_train;
 mod generate;
 mod gradients;
 mod infer;
+mod instance_train;
 mod langid;
 mod langid_train;
 mod lm_train;
 mod memory_bench;
 mod predict;
 mod progress;
+mod segment;
+mod segment_train;
 mod summary;
 mod train;
 mod transfer;
@@ -67,6 +72,16 @@ enum Command {
     CaptionTrain(caption_train::CaptionTrainArgs),
     /// Caption 64x64 grey scenes with a caption-train run.
     Caption(caption::CaptionArgs),
+    /// Train a video predictor on Moving Fashion-MNIST: ConvLSTM encoder-forecaster or FC-LSTM, against the last frame.
+    ForecastTrain(forecast_train::ForecastTrainArgs),
+    /// Predict the next 10 frames of a sequence of 64x64 grey frames with a forecast-train run.
+    Forecast(forecast::ForecastArgs),
+    /// Train a fully convolutional network (FCN-32s/16s/8s) to segment generated Fashion-MNIST scenes.
+    SegmentTrain(segment_train::SegmentTrainArgs),
+    /// Class masks of 64x64 grey scenes with a segment-train run (index, colour and overlay PNGs).
+    Segment(segment::SegmentArgs),
+    /// Train a recurrent instance segmenter (CNN + ConvLSTM, one item per step, Hungarian matching loss) on generated scenes.
+    InstanceTrain(instance_train::InstanceTrainArgs),
     /// Long-term dependencies: adding, copy and sequential Fashion-MNIST for tanh RNN, IRNN, LSTM, GRU.
     MemoryBench(memory_bench::MemoryBenchArgs),
     /// Measure ‖∂L/∂h_t‖ through time for RNN/LSTM/GRU and the recurrent matrix's spectrum.
@@ -101,6 +116,11 @@ pub fn run() -> std::process::ExitCode {
         Command::TranslateTrain(a) => translate_train::run(a),
         Command::CaptionTrain(a) => caption_train::run(a),
         Command::Caption(a) => caption::run(a),
+        Command::ForecastTrain(a) => forecast_train::run(a),
+        Command::Forecast(a) => forecast::run(a),
+        Command::SegmentTrain(a) => segment_train::run(a),
+        Command::Segment(a) => segment::run(a),
+        Command::InstanceTrain(a) => instance_train::run(a),
         Command::Translate(a) => translate::run(a),
         Command::Infer(a) => infer::run(a),
         Command::Visualize(a) => visualize::run(a),

@@ -1,9 +1,12 @@
-//! Models for text: a character-level recurrent classifier and language model, a
-//! sequence-to-sequence network with attention, and the
-//! baselines they are measured against (n-gram naive Bayes, Kneser-Ney). (The CNN families live in [`crate::vision`].)
+//! Models of the recurrent tasks: a character-level recurrent classifier and language model, a
+//! sequence-to-sequence network with attention, video predictors (ConvLSTM and FC-LSTM
+//! encoder-forecasters), a recurrent instance segmenter, and the baselines they are measured against (n-gram naive Bayes,
+//! Kneser-Ney). (The CNN families live in [`crate::vision`].)
 
 pub mod char_classifier;
 pub mod char_lm;
+pub mod forecaster;
+pub mod instance_seg;
 pub mod kneser_ney;
 pub mod naive_bayes;
 pub mod seq2seq;
@@ -11,6 +14,8 @@ pub mod sequence_net;
 
 pub use char_classifier::{CellType, CharClassifier, CharClassifierConfig};
 pub use char_lm::{CharLm, CharLmConfig, LmState};
+pub use forecaster::{Forecaster, ForecasterConfig, ForecasterKind};
+pub use instance_seg::{InstanceSegmenter, InstanceSegmenterConfig};
 pub use kneser_ney::KneserNey;
 pub use naive_bayes::NgramNaiveBayes;
 pub use seq2seq::{Seq2Seq, Seq2SeqConfig};

@@ -5,6 +5,9 @@
 pub mod caption;
 pub mod char_lm;
 pub mod classification;
+pub mod forecast;
 pub mod g2p;
+pub mod instances;
 pub mod langid;
 pub mod memory;
+pub mod segment;
