@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::models::forecaster::{Forecaster, ForecasterConfig, ForecasterKind};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
+use crate::train::run::{create_run_dir, resume_config, write_config};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -542,14 +542,14 @@ pub fn resume_run(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<ForecastOutcome> {
-    let config_path = dir.join(CONFIG_FILE);
-    let mut run = ForecastRun::from_json(read_config(dir)?, &config_path)?;
-    crate::train::run::lock_run_dir(dir)?;
-    let ckpt = resolve_checkpoint(dir)?;
-    let meta = read_checkpoint_meta(&ckpt)?;
-    extend_epochs(&mut run.train, epochs, meta.state.epoch)?;
+    let (run, meta) = resume_config(
+        dir,
+        TASK,
+        "video prediction",
+        epochs,
+        |r: &mut ForecastRun| &mut r.train,
+    )?;
     let sets = MovingSets::load(&run.data)?;
-    write_config(dir, &serde_json::to_value(&run).expect("run serializes"))?;
     train_in(&run, &sets, dir, Some(&meta), device, observer)
 }
 

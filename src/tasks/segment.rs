@@ -27,7 +27,7 @@ use crate::data::{FashionMnist, SampleSeeds, Split};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
+use crate::train::run::{create_run_dir, resume_config, write_config};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 use crate::vision::fcn::{Fcn, FcnConfig, FcnVariant};
 
@@ -680,14 +680,10 @@ pub fn resume_run(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<SegmentOutcome> {
-    let config_path = dir.join(CONFIG_FILE);
-    let mut run = SegmentRun::from_json(read_config(dir)?, &config_path)?;
-    crate::train::run::lock_run_dir(dir)?;
-    let ckpt = resolve_checkpoint(dir)?;
-    let meta = read_checkpoint_meta(&ckpt)?;
-    extend_epochs(&mut run.train, epochs, meta.state.epoch)?;
+    let (run, meta) = resume_config(dir, TASK, "segmentation", epochs, |r: &mut SegmentRun| {
+        &mut r.train
+    })?;
     let sets = SceneSets::load(&run.data)?;
-    write_config(dir, &serde_json::to_value(&run).expect("run serializes"))?;
     train_in(&run, &sets, dir, Some(&meta), device, observer)
 }
 

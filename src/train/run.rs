@@ -157,3 +157,23 @@ pub fn extend_epochs(train: &mut TrainConfig, epochs: Option<usize>, done: usize
     }
     Ok(())
 }
+
+/// The first half of resuming any task's run in `dir`: its configuration (a `what` run of task
+/// `task`), the run directory locked, its last checkpoint's metadata, the epochs extended to
+/// `epochs` in all (the configuration's training settings are what `train_of` points at), and
+/// the configuration written back.
+pub fn resume_config<R: serde::de::DeserializeOwned + serde::Serialize>(
+    dir: &Path,
+    task: &str,
+    what: &str,
+    epochs: Option<usize>,
+    train_of: impl FnOnce(&mut R) -> &mut TrainConfig,
+) -> Result<(R, super::checkpoint::CheckpointMeta)> {
+    let mut run: R = task_config(read_config(dir)?, &dir.join(CONFIG_FILE), task, what)?;
+    lock_run_dir(dir)?;
+    let meta =
+        super::checkpoint::read_checkpoint_meta(&super::checkpoint::resolve_checkpoint(dir)?)?;
+    extend_epochs(train_of(&mut run), epochs, meta.state.epoch)?;
+    write_config(dir, &serde_json::to_value(&run).expect("run serializes"))?;
+    Ok((run, meta))
+}
