@@ -485,11 +485,7 @@ impl Task for CaptionTask<'_> {
         _carry: (),
     ) -> Result<TrainOutput<TokenStats, ()>> {
         let (loss, stats) = caption_loss(model, batch)?;
-        Ok(TrainOutput {
-            loss,
-            stats,
-            carry: (),
-        })
+        Ok(TrainOutput::new(loss, stats))
     }
     fn valid_step(&self, model: &AttentionDecoder, batch: CaptionBatch) -> Result<TokenStats> {
         Ok(caption_loss(model, batch)?.1)

@@ -253,11 +253,7 @@ impl Task for ForecastTask<'_> {
         _carry: (),
     ) -> Result<TrainOutput<FrameStats, ()>> {
         let (loss, stats) = frame_loss(model, batch)?;
-        Ok(TrainOutput {
-            loss,
-            stats,
-            carry: (),
-        })
+        Ok(TrainOutput::new(loss, stats))
     }
     fn valid_step(&self, model: &Forecaster, batch: FrameBatch) -> Result<FrameStats> {
         Ok(frame_loss(model, batch)?.1)

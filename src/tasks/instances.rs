@@ -319,11 +319,7 @@ impl Task for InstanceTask<'_> {
         _carry: (),
     ) -> Result<TrainOutput<InstanceStats, ()>> {
         let (loss, stats) = matching_loss(model, batch)?;
-        Ok(TrainOutput {
-            loss,
-            stats,
-            carry: (),
-        })
+        Ok(TrainOutput::new(loss, stats))
     }
     fn valid_step(&self, model: &InstanceSegmenter, batch: InstanceBatch) -> Result<InstanceStats> {
         Ok(matching_loss(model, batch)?.1)

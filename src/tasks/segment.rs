@@ -378,11 +378,7 @@ impl Task for SegmentTask<'_> {
         _carry: (),
     ) -> Result<TrainOutput<PixelStats, ()>> {
         let (loss, stats) = pixel_loss(model, batch)?;
-        Ok(TrainOutput {
-            loss,
-            stats,
-            carry: (),
-        })
+        Ok(TrainOutput::new(loss, stats))
     }
     fn valid_step(&self, model: &Fcn, batch: MaskBatch) -> Result<PixelStats> {
         Ok(pixel_loss(model, batch)?.1)

@@ -51,6 +51,17 @@ pub struct TrainOutput<S, C> {
     pub carry: C,
 }
 
+impl<S> TrainOutput<S, ()> {
+    /// The output of a step of a task without truncated BPTT (no state to carry).
+    pub fn new(loss: Tensor<1>, stats: S) -> Self {
+        TrainOutput {
+            loss,
+            stats,
+            carry: (),
+        }
+    }
+}
+
 /// A task the training loop can train: its data (by index), its batches, its steps.
 ///
 /// `Sync` because the loop builds the next batches in another thread while the current one
