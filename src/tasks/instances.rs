@@ -5,11 +5,16 @@
 //! **Instances.** Those of the scene's instance mask: every item with a visible pixel (an item
 //! hidden entirely by later ones is not an instance). Pixels marked 255 count for nothing.
 //!
-//! **Loss** of a scene with `n` instances `Y_j`, mask probabilities `P_t = σ(m_t)` and
-//! confidences `s_t`, as the paper: the first `n` steps are matched to the instances by the
-//! assignment `π` that maximises `Σ_t IoU(P_t, Y_π(t))` (all `n!` assignments are tried: `n ≤
-//! 4`), with the soft IoU `IoU(P, Y) = Σ P·Y / Σ (P + Y − P·Y)`; then
-//! `ℓ = (1/n) Σ_{t<n} (1 − IoU(P_t, Y_π(t))) + (1/T) Σ_t BCE(σ(s_t), 1[t < n])`.
+//! **Loss** of a scene with `n` instances `Y_j`, mask probabilities `P_t = σ(m_t)`,
+//! confidences `s_t` and attention `α_t` (over 4x4 cells): the first `n` steps are matched to
+//! the instances by the assignment `π` that maximises `Σ_t IoU(P_t, Y_π(t)) + A_t,π(t)` (all
+//! `n!` assignments are tried: `n ≤ 4`), with the soft IoU `IoU(P, Y) = Σ P·Y / Σ (P + Y −
+//! P·Y)` and the attention mass on an instance `A_t,j = Σ_c α_t,c · Ȳ_j,c` (`Ȳ_j,c`: the
+//! share of cell `c` the instance covers); then
+//! `ℓ = (1/n) Σ_{t<n} (1 − IoU(P_t, Y_π(t)) − log A_t,π(t)) + (1/T) Σ_t BCE(σ(s_t), 1[t < n])`.
+//! The paper's loss is this without the `A` terms. With them the step that looks at an item
+//! is taught that item: without them the masks of every step stayed the union of all items
+//! (docs/instances-scenes/, earlier version).
 //!
 //! **Inference.** Steps run while `σ(s_t) ≥ 0.5`; a pixel belongs to the accepted step whose
 //! mask is most probable there, when that probability is above 0.5.
@@ -222,17 +227,28 @@ fn matching_loss(
 ) -> Result<(Tensor<1>, InstanceStats)> {
     let device = batch.images.device();
     let b = batch.counts.len();
-    let (masks, conf) = model.forward(batch.images)?; // [B, T, 64, 64], [B, T]
+    let steps = model.forward(batch.images)?;
+    let (masks, conf) = (steps.masks, steps.confidence); // [B, T, 64, 64], [B, T]
     let t = masks.dims()[1];
     let p = sigmoid(masks).reshape([b, t, PIXELS]); // [B, T, 4096]
     let w = batch.weight.unsqueeze_dim::<3>(1); // [B, 1, 4096]
     let pw = p * w.clone(); // [B, T, 4096]
     let yw = batch.truth.clone() * w; // [B, J, 4096]
-    let inter = pw.clone().matmul(batch.truth.swap_dims(1, 2)); // [B, T, J]
+    let inter = pw.clone().matmul(batch.truth.clone().swap_dims(1, 2)); // [B, T, J]
     let sum_p = pw.sum_dim(2); // [B, T, 1]
     let sum_y = yw.sum_dim(2).swap_dims(1, 2); // [B, 1, J]
     let iou = inter.clone() / (sum_p + sum_y - inter + 1e-6); // [B, T, J]
+                                                              // Attention on the matched instance: its share of each 4x4 block, [B, J, 256].
+    let cells = (SCENE_SIDE / 4) * (SCENE_SIDE / 4);
+    let truth_cells = batch
+        .truth
+        .reshape([b, MAX_INSTANCES, SCENE_SIDE / 4, 4, SCENE_SIDE / 4, 4])
+        .mean_dim(5)
+        .mean_dim(3)
+        .reshape([b, MAX_INSTANCES, cells]);
+    let mass = steps.attention.matmul(truth_cells.swap_dims(1, 2)); // [B, T, J]
     let iou_v = to_vec(iou.clone().detach())?;
+    let mass_v = to_vec(mass.clone().detach())?;
     let conf_v = to_vec(conf.clone().detach())?;
     let mut select = vec![0f32; b * t * MAX_INSTANCES];
     let mut target = vec![0f32; b * t];
@@ -242,16 +258,19 @@ fn matching_loss(
     };
     for k in 0..b {
         let n = batch.counts[k].min(t).min(MAX_INSTANCES);
+        // Steps are matched on mask IoU plus attention mass: where masks are alike (early in
+        // training, all of them the union of the items) the attention decides.
+        let at = |v: &[f32], s: usize, j: usize| v[(k * t + s) * MAX_INSTANCES + j];
         let table: Vec<Vec<f32>> = (0..n)
             .map(|s| {
                 (0..MAX_INSTANCES)
-                    .map(|j| iou_v[(k * t + s) * MAX_INSTANCES + j])
+                    .map(|j| at(&iou_v, s, j) + at(&mass_v, s, j))
                     .collect()
             })
             .collect();
         for (s, j) in best_assignment(&table, n).into_iter().enumerate() {
             select[(k * t + s) * MAX_INSTANCES + j] = 1.0 / n as f32;
-            stats.matched_iou += table[s][j] as f64;
+            stats.matched_iou += at(&iou_v, s, j) as f64;
             stats.matched += 1;
         }
         for s in 0..n {
@@ -263,9 +282,10 @@ fn matching_loss(
     }
     let select = Tensor::<3>::from_data(TensorData::new(select, [b, t, MAX_INSTANCES]), &device);
     let target = Tensor::<2>::from_data(TensorData::new(target, [b, t]), &device);
+    let attention_loss = (select.clone() * (mass + 1e-6).log().neg()).sum() / b as f64;
     let match_loss = (select * (iou.ones_like() - iou)).sum() / b as f64;
     let conf_loss = ((target.ones_like() - target) * conf.clone() - log_sigmoid(conf)).mean();
-    let loss = match_loss + conf_loss;
+    let loss = match_loss + conf_loss + attention_loss;
     let total: f32 = loss.clone().detach().into_scalar();
     stats.loss = total as f64 * b as f64;
     Ok((loss, stats))
@@ -359,7 +379,8 @@ pub fn predict_instances(
             TensorData::new(pixels, [b, 1, SCENE_SIDE, SCENE_SIDE]),
             device,
         );
-        let (masks, conf) = model.forward(x)?;
+        let steps = model.forward(x)?;
+        let (masks, conf) = (steps.masks, steps.confidence);
         let t = masks.dims()[1];
         let p = to_vec(sigmoid(masks))?;
         let c = to_vec(conf)?;
