@@ -282,7 +282,7 @@ mod tests {
             .clone()
             .sum_dim(2)
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         assert!(total.iter().all(|s| (s - 1.0).abs() < 1e-4), "{total:?}");
         let flipped = net.forward(x.flip([3])).unwrap();

@@ -51,7 +51,10 @@ use crate::plot::attention_over_image;
 use crate::tasks::classification::load_meta;
 use crate::train::bleu::{corpus_bleu, Bleu};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
+use crate::train::run::{
+    create_run_dir_with_config, extend_epochs, read_config, refuse_existing_run, write_config,
+    CONFIG_FILE,
+};
 use crate::train::tokens::{token_loss, TargetTokens, TokenStats};
 use crate::train::{fit, EpochRecord, Observer, Task, TrainConfig, TrainOutput};
 use crate::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
@@ -820,13 +823,7 @@ pub fn start_run(
             "captions are short: there is nothing to truncate",
         ));
     }
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let encoder = Encoder::load(&req.data.encoder)?;
     let prepared = Prepared::build(&req.data, &encoder, device, progress)?;
     req.decoder.validate()?;
@@ -847,11 +844,7 @@ pub fn start_run(
         train: req.train.clone(),
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    create_run_dir(&req.out)?;
-    write_config(
-        &req.out,
-        &serde_json::to_value(&run).expect("run serializes"),
-    )?;
+    create_run_dir_with_config(&req.out, &run)?;
     train_in(&run, &prepared, &req.out, None, device, observer)
 }
 

@@ -29,7 +29,10 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::models::{CharLm, CharLmConfig, KneserNey, LmState};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
+use crate::train::run::{
+    create_run_dir_with_config, extend_epochs, read_config, refuse_existing_run, write_config,
+    CONFIG_FILE,
+};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -541,13 +544,7 @@ pub fn start_run(
         ..req.train.clone()
     };
     train.validate()?;
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let text = LmText::load(&req.data)?;
     let model = CharLmConfig {
         vocab_size: text.vocab.len(),
@@ -563,11 +560,7 @@ pub fn start_run(
         train,
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    create_run_dir(&req.out)?;
-    write_config(
-        &req.out,
-        &serde_json::to_value(&run).expect("run serializes"),
-    )?;
+    create_run_dir_with_config(&req.out, &run)?;
     train_in(&run, &text, &req.out, None, device, observer)
 }
 

@@ -30,7 +30,8 @@ use crate::plot::confusion_matrix;
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
 use crate::train::groups::trainable_and_frozen;
 use crate::train::run::{
-    create_run_dir, extend_epochs, read_config, task_of, write_config, DEFAULT_TASK,
+    create_run_dir, extend_epochs, read_config, refuse_existing_run, task_of, write_config,
+    DEFAULT_TASK,
 };
 use crate::train::{
     fit, read_history, CheckpointMeta, EpochRecord, LrGroup, Observer, Stats, Task, TrainConfig,
@@ -817,14 +818,7 @@ pub fn start_run(
             "image classification has no time axis to truncate backpropagation along",
         ));
     }
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        // Checked before the data is read; create_run_dir checks again.
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let data = resolve_data(&req.data, spec)?;
     let num_classes = data.class_names().len();
     let mut train = req.train.clone();

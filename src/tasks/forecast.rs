@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::models::forecaster::{Forecaster, ForecasterConfig, ForecasterKind};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, resume_config, write_config};
+use crate::train::run::{create_run_dir_with_config, refuse_existing_run, resume_config};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -508,13 +508,7 @@ pub fn start_run(
             format!("Moving Fashion-MNIST has {FRAME_SIDE}x{FRAME_SIDE} frames and {FRAMES_OUT} to predict"),
         ));
     }
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let sets = MovingSets::load(&req.data)?;
     let run = ForecastRun {
         task: TASK.into(),
@@ -523,11 +517,7 @@ pub fn start_run(
         train: req.train.clone(),
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    create_run_dir(&req.out)?;
-    write_config(
-        &req.out,
-        &serde_json::to_value(&run).expect("run serializes"),
-    )?;
+    create_run_dir_with_config(&req.out, &run)?;
     train_in(&run, &sets, &req.out, None, device, observer)
 }
 

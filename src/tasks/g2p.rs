@@ -33,7 +33,10 @@ use crate::models::{Seq2Seq, Seq2SeqConfig};
 use crate::nn::{AttentionKind, DecodeOptions, Hypothesis, SpecialTokens};
 use crate::plot::{heatmaps, Heatmap};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
+use crate::train::run::{
+    create_run_dir_with_config, extend_epochs, read_config, refuse_existing_run, write_config,
+    CONFIG_FILE,
+};
 use crate::train::tokens::{token_loss, TargetTokens, TokenStats};
 use crate::train::{fit, EpochRecord, Observer, Task, TrainConfig, TrainOutput};
 
@@ -660,13 +663,7 @@ pub fn start_run(
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<G2pOutcome> {
     check_request(req)?;
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let prepared = Prepared::load(&req.data)?;
     let model = Seq2SeqConfig {
         source_vocab: LETTERS.chars().count() + 1,
@@ -687,11 +684,7 @@ pub fn start_run(
         length_alpha: req.length_alpha,
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    create_run_dir(&req.out)?;
-    write_config(
-        &req.out,
-        &serde_json::to_value(&run).expect("run serializes"),
-    )?;
+    create_run_dir_with_config(&req.out, &run)?;
     train_in(&run, &prepared, &req.out, None, device, observer, progress)
 }
 

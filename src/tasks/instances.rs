@@ -37,9 +37,9 @@ use crate::data::scenes::{Scene, IGNORE, SCENE_SIDE};
 use crate::data::SampleSeeds;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::models::instance_seg::{InstanceSegmenter, InstanceSegmenterConfig};
+use crate::models::instance_seg::{InstanceSegmenter, InstanceSegmenterConfig, InstanceSteps};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, resume_config, write_config};
+use crate::train::run::{create_run_dir_with_config, refuse_existing_run, resume_config};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -225,9 +225,14 @@ fn matching_loss(
     model: &InstanceSegmenter,
     batch: InstanceBatch,
 ) -> Result<(Tensor<1>, InstanceStats)> {
+    let steps = model.forward(batch.images.clone())?;
+    loss_of_steps(steps, batch)
+}
+
+/// The loss and statistics of a network's `steps` on `batch` (see the module documentation).
+fn loss_of_steps(steps: InstanceSteps, batch: InstanceBatch) -> Result<(Tensor<1>, InstanceStats)> {
     let device = batch.images.device();
     let b = batch.counts.len();
-    let steps = model.forward(batch.images)?;
     let (masks, conf) = (steps.masks, steps.confidence); // [B, T, 64, 64], [B, T]
     let t = masks.dims()[1];
     let p = sigmoid(masks).reshape([b, t, PIXELS]); // [B, T, 4096]
@@ -831,13 +836,7 @@ pub fn start_run(
     if let Some(path) = &req.baseline_fcn {
         load_fcn_run(path, device)?;
     }
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let sets = SceneSets::load(&req.data)?;
     let run = InstanceRun {
         task: TASK.into(),
@@ -847,11 +846,7 @@ pub fn start_run(
         train: req.train.clone(),
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    create_run_dir(&req.out)?;
-    write_config(
-        &req.out,
-        &serde_json::to_value(&run).expect("run serializes"),
-    )?;
+    create_run_dir_with_config(&req.out, &run)?;
     train_in(&run, &sets, &req.out, None, device, observer)
 }
 
@@ -934,6 +929,67 @@ mod tests {
         assert_eq!(dic, -1);
         // Nothing found: SBD 0.
         assert_eq!(score_instances(&truth, &[0; 8]).0, 0.0);
+    }
+
+    #[test]
+    fn the_matching_follows_the_attention_where_masks_are_alike() {
+        let device = Device::flex();
+        // Two items: A the top-left 32x32 quarter, B the top-right one.
+        let mut truth = vec![0f32; MAX_INSTANCES * PIXELS];
+        for i in 0..PIXELS {
+            let (y, x) = (i / SCENE_SIDE, i % SCENE_SIDE);
+            if y < 32 {
+                truth[if x < 32 { i } else { PIXELS + i }] = 1.0;
+            }
+        }
+        let batch = || InstanceBatch {
+            images: Tensor::zeros([1, 1, SCENE_SIDE, SCENE_SIDE], &device),
+            truth: Tensor::from_data(
+                TensorData::new(truth.clone(), [1, MAX_INSTANCES, PIXELS]),
+                &device,
+            ),
+            weight: Tensor::ones([1, PIXELS], &device),
+            counts: vec![2],
+        };
+        // Every step's mask is the union of both items; steps 0 and 1 are confident.
+        let union: Vec<f32> = (0..PIXELS)
+            .map(|i| if i / SCENE_SIDE < 32 { 6.0 } else { -6.0 })
+            .collect();
+        let masks: Vec<f32> = (0..3).flat_map(|_| union.iter().copied()).collect();
+        // Cells (16x16): row 2, column 2 lies in A, column 13 in B, row 12 in neither.
+        let (in_a, in_b, outside) = (2 * 16 + 2, 2 * 16 + 13, 12 * 16 + 2);
+        let steps = |looks: [usize; 3]| {
+            let mut attention = vec![0f32; 3 * 256];
+            for (t, &c) in looks.iter().enumerate() {
+                attention[t * 256 + c] = 1.0;
+            }
+            InstanceSteps {
+                masks: Tensor::from_data(TensorData::new(masks.clone(), [1, 3, 64, 64]), &device),
+                confidence: Tensor::from_data(
+                    TensorData::new(vec![6.0, 6.0, -6.0], [1, 3]),
+                    &device,
+                ),
+                attention: Tensor::from_data(TensorData::new(attention, [1, 3, 256]), &device),
+            }
+        };
+        let loss = |looks| -> f32 {
+            loss_of_steps(steps(looks), batch())
+                .unwrap()
+                .0
+                .into_scalar()
+        };
+        let (b_then_a, a_then_b) = (loss([in_b, in_a, outside]), loss([in_a, in_b, outside]));
+        // Each step is matched to the item it looks at, so the order does not matter, and the
+        // attention costs nothing: the loss is the union's (1 − IoU = 0.5) plus a small
+        // confidence term.
+        assert!(
+            (b_then_a - a_then_b).abs() < 1e-5,
+            "{b_then_a} vs {a_then_b}"
+        );
+        assert!((b_then_a - 0.5).abs() < 0.02, "{b_then_a}");
+        // Looking at the same item twice, or at nothing, is punished.
+        assert!(loss([in_a, in_a, outside]) > b_then_a + 5.0);
+        assert!(loss([outside, in_b, outside]) > b_then_a + 5.0);
     }
 
     #[test]

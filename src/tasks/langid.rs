@@ -35,7 +35,10 @@ use crate::io::write_atomic;
 use crate::models::{CharClassifier, CharClassifierConfig, NgramNaiveBayes};
 use crate::plot::{confusion_matrix, grouped_bars, Series};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, extend_epochs, read_config, write_config, CONFIG_FILE};
+use crate::train::run::{
+    create_run_dir_with_config, extend_epochs, read_config, refuse_existing_run, write_config,
+    CONFIG_FILE,
+};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 
 /// The name of this task in `config.json`.
@@ -842,13 +845,7 @@ pub fn start_run(
             "language identification reads whole texts: there is nothing to truncate",
         ));
     }
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let corpus = load_corpus(&req.data)?;
     let vocab = CharVocab::build(
         corpus.train.iter().flatten().map(String::as_str),
@@ -871,11 +868,7 @@ pub fn start_run(
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let prepared = Prepared::new(corpus, vocab, &run.data, run.train.seed);
-    create_run_dir(&req.out)?;
-    write_config(
-        &req.out,
-        &serde_json::to_value(&run).expect("run serializes"),
-    )?;
+    create_run_dir_with_config(&req.out, &run)?;
     train_in(&run, &prepared, &req.out, None, device, observer)
 }
 

@@ -559,8 +559,7 @@ pub fn run_one(
         "hidden": hidden,
         "train": cfg,
     });
-    crate::train::run::create_run_dir(dir)?;
-    crate::train::run::write_config(dir, &run)?;
+    crate::train::run::create_run_dir_with_config(dir, &run)?;
     let gradient_untrained = task.gradient_through_time(&model, &ad);
     let started = std::time::Instant::now();
     let fitted = fit(&task, model, cfg, &run, dir, None, &ad, observer)?;

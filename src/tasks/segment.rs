@@ -27,7 +27,7 @@ use crate::data::{FashionMnist, SampleSeeds, Split};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
-use crate::train::run::{create_run_dir, resume_config, write_config};
+use crate::train::run::{create_run_dir_with_config, refuse_existing_run, resume_config};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
 use crate::vision::fcn::{Fcn, FcnConfig, FcnVariant};
 
@@ -645,13 +645,7 @@ pub fn start_run(
             .init(device)
             .grown_from(coarser.model.init(device))?;
     }
-    if req
-        .out
-        .join(crate::train::checkpoint::CHECKPOINT_FILE)
-        .exists()
-    {
-        create_run_dir(&req.out)?;
-    }
+    refuse_existing_run(&req.out)?;
     let sets = SceneSets::load(&req.data)?;
     let run = SegmentRun {
         task: TASK.into(),
@@ -661,11 +655,7 @@ pub fn start_run(
         train: req.train.clone(),
         deepnet_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    create_run_dir(&req.out)?;
-    write_config(
-        &req.out,
-        &serde_json::to_value(&run).expect("run serializes"),
-    )?;
+    create_run_dir_with_config(&req.out, &run)?;
     train_in(&run, &sets, &req.out, None, device, observer)
 }
 

@@ -25,15 +25,7 @@ pub const DEFAULT_TASK: &str = "classification";
 ///
 /// The directory is locked for this process ([`lock_run_dir`]) before anything is written.
 pub fn create_run_dir(dir: &Path) -> Result<()> {
-    if dir.join(CHECKPOINT_FILE).exists() {
-        return Err(Error::invalid(
-            "run directory",
-            format!(
-                "{} already holds a run; choose another directory, or resume this one",
-                dir.display()
-            ),
-        ));
-    }
+    refuse_existing_run(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     lock_run_dir(dir)?;
     // Another process may have finished a run here between the check and the lock.
@@ -96,6 +88,28 @@ pub fn lock_run_dir(dir: &Path) -> Result<()> {
     writeln!(file, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
     held.push((key, file));
     Ok(())
+}
+
+/// Refuses `dir` when it already holds a run: called before a task reads its data, so the
+/// error comes at once; [`create_run_dir_with_config`] checks again under the run lock.
+pub fn refuse_existing_run(dir: &Path) -> Result<()> {
+    if dir.join(CHECKPOINT_FILE).exists() {
+        return Err(Error::invalid(
+            "run directory",
+            format!(
+                "{} already holds a run; choose another directory, or resume this one",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates and locks the run directory `dir` ([`create_run_dir`]) and writes the run's
+/// configuration to its `config.json`.
+pub fn create_run_dir_with_config<R: serde::Serialize>(dir: &Path, run: &R) -> Result<()> {
+    create_run_dir(dir)?;
+    write_config(dir, &serde_json::to_value(run).expect("run serializes"))
 }
 
 /// Writes `config` as `config.json` of `dir`, atomically.
