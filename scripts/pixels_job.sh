@@ -25,7 +25,7 @@ CONV=$!
 "$BIN" segment-train --variant fcn8s --init-from "$R/fcn16s" --epochs 4 --lr 3e-4 \
   --out "$R/fcn8s" > "$R/fcn8s.log" 2>&1
 wait "$CONV"
-"$BIN" instance-train --baseline-fcn "$R/fcn8s" --train-scenes 6000 --epochs 8 \
+"$BIN" instance-train --baseline-fcn "$R/fcn8s" --train-scenes 10000 --epochs 10 \
   --out "$R/instances" > "$R/instances.log" 2>&1 &
 INST=$!
 "$BIN" forecast-train --model fc-lstm --hidden 512 --layers 2 --epochs 5 "${SEQ[@]}" \
