@@ -52,7 +52,7 @@ pub struct InstanceTrainArgs {
     /// Channels of the ConvLSTM state.
     #[arg(long, default_value_t = 32)]
     hidden: usize,
-    /// Number of epochs (in all, when resuming).
+    /// Number of epochs (in all, when resuming; default 10 for a new run).
     #[arg(long)]
     epochs: Option<usize>,
     /// Scenes per step.
@@ -91,7 +91,7 @@ pub fn run(a: InstanceTrainArgs) -> Result<()> {
             },
             baseline_fcn: a.baseline_fcn.clone(),
             train: TrainConfig {
-                epochs: a.epochs.unwrap_or(6),
+                epochs: a.epochs.unwrap_or(10),
                 batch_size: a.batch_size,
                 lr: a.lr,
                 optimizer: OptimizerKind::Adam,
