@@ -14,7 +14,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use deepnet::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
+use deepnet::models::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
 
 struct Bench {
     train: bool,
@@ -105,7 +105,7 @@ fn main() {
         steps,
         device: device.clone(),
     };
-    let spec = deepnet::vision::spec(model).unwrap_or_else(|e| {
+    let spec = deepnet::models::vision::spec(model).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
     });

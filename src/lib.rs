@@ -9,10 +9,13 @@
 //! - [`data`]: Fashion-MNIST / MNIST loaders, image sources, augmentation, batching.
 //! - [`nn`]: soft attention and the recurrent attention decoder (teacher forcing, greedy,
 //!   beam search).
-//! - [`vision`]: CNN families and the model registry ([`vision::MODELS`]).
 //! - [`train`]: the task trait and the one training loop, optimizers, global-norm clipping,
 //!   checkpoints, metrics, TensorBoard files.
-//! - [`tasks`]: the tasks trained on that loop (image classification).
+//! - [`models`]: the networks: CNN families and FCN with the model registry
+//!   ([`models::vision`]), and the models of the sequence, video and instance tasks.
+//! - [`tasks`]: the tasks trained on that loop (image classification and transfer, language
+//!   identification, character language model, grapheme-to-phoneme, memory benchmarks,
+//!   captioning, segmentation, video prediction, instance segmentation).
 //! - [`inspect`]: what trained networks learned, as pictures.
 //! - [`recurrent`]: RNN, LSTM, GRU and ConvLSTM cells and layers (PyTorch-compatible), a fused
 //!   CPU kernel for them, and gradient-through-time diagnostics.
@@ -38,7 +41,6 @@ pub mod plot;
 pub mod recurrent;
 pub mod tasks;
 pub mod train;
-pub mod vision;
 pub mod weights;
 
 pub use burn;

@@ -9,6 +9,8 @@ use std::path::Path;
 use burn::prelude::*;
 use deepnet::data::{Augment, DatasetKind, FashionMnist, ImageBatch, InMemoryImages, Split};
 use deepnet::io::tfevents::{read_events, Event, EventKind};
+use deepnet::models::vision::Lenet5Config;
+use deepnet::models::vision::ModelOptions;
 use deepnet::tasks::classification::{
     eval_checkpoint, resume_run, start_run, DataRequest, TrainRequest,
 };
@@ -16,8 +18,6 @@ use deepnet::train::checkpoint::{load_weights, resolve_checkpoint};
 use deepnet::train::{
     read_checkpoint_meta, EpochRecord, Observer, OptimizerKind, Schedule, Silent, TrainConfig,
 };
-use deepnet::vision::Lenet5Config;
-use deepnet::vision::ModelOptions;
 
 /// burn's random generator is one per process: tests that train at the same time in this
 /// process would draw each other's initial weights and dropout masks. Each test holds this

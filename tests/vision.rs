@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use deepnet::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
+use deepnet::models::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::weights::torchvision::{fill, RuleSource};
 use deepnet::weights::StateDict;
 
@@ -453,13 +453,18 @@ fn export_has_torchvision_keys_shapes_and_dtypes() {
     let want: std::collections::BTreeMap<String, Vec<(String, Vec<usize>, String)>> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for (name, keys) in want {
-        let options = deepnet::vision::ModelOptions {
+        let options = deepnet::models::vision::ModelOptions {
             no_aux: true,
             ..Default::default()
         };
-        let mut got =
-            deepnet::vision::visit_model_with(&name, 1000, options, &Device::flex(), TorchKeys)
-                .unwrap();
+        let mut got = deepnet::models::vision::visit_model_with(
+            &name,
+            1000,
+            options,
+            &Device::flex(),
+            TorchKeys,
+        )
+        .unwrap();
         let mut keys = keys;
         got.sort();
         keys.sort();

@@ -16,8 +16,8 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use deepnet::models::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::recurrent::{Implementation, LstmConfig};
-use deepnet::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::weights::torchvision::{export_state_dict, load_state_dict};
 use deepnet::weights::StateDict;
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Args;
 use deepnet::io::npy::{encode_npy, read_npy, NpyArray};
+use deepnet::models::vision::{visit_model_with, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::tasks::classification::options_for_dict;
-use deepnet::vision::{visit_model_with, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::weights::torchvision::load_state_dict;
 use deepnet::weights::StateDict;
 use deepnet::{Error, Result};
@@ -56,7 +56,7 @@ impl ZooVisitor for Infer {
         let [n, c, h, w]: [usize; 4] = self.input.shape[..]
             .try_into()
             .map_err(|_| Error::invalid("--input", "expected N×C×H×W"))?;
-        deepnet::vision::check_input(spec, [c, h, w])?;
+        deepnet::models::vision::check_input(spec, [c, h, w])?;
         let namer = model.clone();
         let model = load_state_dict(model, &|p| namer.torch_key(p), &self.dict)?;
         let per_image = c * h * w;
@@ -85,10 +85,10 @@ impl ZooVisitor for Infer {
 
 /// Runs the command.
 pub fn run(a: InferArgs) -> Result<()> {
-    let spec = deepnet::vision::spec(&a.model)?;
+    let spec = deepnet::models::vision::spec(&a.model)?;
     let input = read_npy(&a.input)?;
     let shape = &input.shape;
-    let (min_side, max_side) = deepnet::vision::input_sides(spec.name);
+    let (min_side, max_side) = deepnet::models::vision::input_sides(spec.name);
     let fits = |s: usize| s >= min_side && max_side.is_none_or(|m| s <= m);
     match shape[..] {
         [n, c, h, w] if n > 0 && c == spec.input[0] && fits(h) && fits(w) => {}

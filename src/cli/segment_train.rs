@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use deepnet::data::DEFAULT_FASHION_MNIST_DIR;
+use deepnet::models::vision::fcn::{FcnConfig, FcnVariant};
 use deepnet::tasks::segment::{
     resume_run, start_run, SegmentData, SegmentOutcome, SegmentRequest, NUM_CLASSES,
 };
 use deepnet::train::{OptimizerKind, Schedule, TrainConfig};
-use deepnet::vision::fcn::{FcnConfig, FcnVariant};
 use deepnet::Result;
 
 use super::device::DeviceArg;

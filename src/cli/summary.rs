@@ -2,8 +2,10 @@
 
 use burn::tensor::Device;
 use clap::Args;
-use deepnet::vision::summary::{totals, trainable_params};
-use deepnet::vision::{summarize, visit_model, ImageClassifier, ModelSpec, ZooVisitor, MODELS};
+use deepnet::models::vision::summary::{totals, trainable_params};
+use deepnet::models::vision::{
+    summarize, visit_model, ImageClassifier, ModelSpec, ZooVisitor, MODELS,
+};
 use deepnet::{Error, Result};
 
 use super::device::DeviceArg;
@@ -120,20 +122,20 @@ fn group(n: u64) -> String {
 pub fn run(a: SummaryArgs) -> Result<()> {
     match (&a.model, a.list) {
         (Some(name), false) => {
-            let spec = deepnet::vision::spec(name)?;
+            let spec = deepnet::models::vision::spec(name)?;
             let classes = a.num_classes.unwrap_or(spec.classes);
-            if classes == 0 || classes > deepnet::vision::MAX_CLASSES {
+            if classes == 0 || classes > deepnet::models::vision::MAX_CLASSES {
                 return Err(Error::invalid(
                     "--num-classes",
                     format!(
                         "{classes}: must be between 1 and {}",
-                        deepnet::vision::MAX_CLASSES
+                        deepnet::models::vision::MAX_CLASSES
                     ),
                 ));
             }
             let input = a.input.as_deref().map(parse_input).transpose()?;
             if let Some(i) = input {
-                deepnet::vision::check_input(spec, i)?;
+                deepnet::models::vision::check_input(spec, i)?;
             }
             let device = a.device.device()?;
             visit_model(

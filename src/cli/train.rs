@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use deepnet::data::{Augment, DatasetKind, FolderAugment, DEFAULT_FASHION_MNIST_DIR};
+use deepnet::models::vision::ModelOptions;
 use deepnet::tasks::classification::{
     resume_run, start_run, DataRequest, Normalize, RunOutcome, TrainRequest, TransferRequest,
 };
 use deepnet::train::{OptimizerKind, Schedule, TrainConfig};
-use deepnet::vision::ModelOptions;
 use deepnet::{Error, Result};
 
 use super::device::DeviceArg;

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use deepnet::models::vision::ModelOptions;
 use deepnet::tasks::classification::{Backbone, TransferMode, TransferRequest};
-use deepnet::vision::ModelOptions;
 use deepnet::Result;
 
 use super::train::{start, TrainOptions};

@@ -7,10 +7,10 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::models::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
 use crate::plot::grid;
 use crate::tasks::classification::{load_meta, RunConfig};
 use crate::train::checkpoint::load_weights;
-use crate::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
 
 /// The first 4-D parameter of `model` in field order: the first convolution's weights
 /// `[out, in, kh, kw]` for every zoo model. `None` for a model without convolutions.

@@ -5,7 +5,7 @@
 //!
 //! - Encoder: three 3x3 convolutions with ReLU and two 2x2 max pools, 64x64 -> `features` maps
 //!   of 16x16, then two dilated 3x3 convolutions (dilation 2 and 4, a residual sum) so each
-//!   cell sees most of the scene (He initialisation, as [`crate::vision::fcn`]).
+//!   cell sees most of the scene (He initialisation, as [`crate::models::vision::fcn`]).
 //! - Recurrence: a [`ConvLstm`] over `max_steps` steps, reading at each the encoding, two
 //!   coordinate maps (x, y in [-1, 1]) and a *canvas*: the largest mask probability of the
 //!   steps so far, averaged over 4x4 blocks (16x16).
@@ -37,9 +37,9 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid, softmax};
 
 use crate::error::{Error, Result};
+use crate::models::vision::fcn::upsample;
 use crate::ops::{conv2d_layer, max_pool2x2};
 use crate::recurrent::{ConvLstm, ConvLstmConfig};
-use crate::vision::fcn::upsample;
 
 /// Side of the grid the recurrence runs on.
 const GRID: usize = 16;

@@ -1,7 +1,8 @@
-//! Models of the recurrent tasks: a character-level recurrent classifier and language model, a
-//! sequence-to-sequence network with attention, video predictors (ConvLSTM and FC-LSTM
-//! encoder-forecasters), a recurrent instance segmenter, and the baselines they are measured against (n-gram naive Bayes,
-//! Kneser-Ney). (The CNN families live in [`crate::vision`].)
+//! The networks: the CNN families with FCN and the model registry ([`vision`], its
+//! [`vision::MODELS`]), and the models of the recurrent tasks: a character-level recurrent
+//! classifier and language model, a sequence-to-sequence network with attention, video
+//! predictors (ConvLSTM and FC-LSTM encoder-forecasters), a recurrent instance segmenter, and
+//! the baselines they are measured against (n-gram naive Bayes, Kneser-Ney).
 
 pub mod char_classifier;
 pub mod char_lm;
@@ -11,6 +12,7 @@ pub mod kneser_ney;
 pub mod naive_bayes;
 pub mod seq2seq;
 pub mod sequence_net;
+pub mod vision;
 
 pub use char_classifier::{CellType, CharClassifier, CharClassifierConfig};
 pub use char_lm::{CharLm, CharLmConfig, LmState};

@@ -42,6 +42,7 @@ use crate::data::scenes::{
 use crate::data::{FashionMnist, ImageData, SampleSeeds, Split};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::models::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
 use crate::models::CellType;
 use crate::nn::{
     AttentionDecoder, AttentionDecoderConfig, AttentionKind, DecodeOptions, Hypothesis, Memory,
@@ -57,7 +58,6 @@ use crate::train::run::{
 };
 use crate::train::tokens::{token_loss, TargetTokens, TokenStats};
 use crate::train::{fit, EpochRecord, Observer, Task, TrainConfig, TrainOutput};
-use crate::vision::{visit_model_with, ImageClassifier, ModelSpec, Trace, ZooVisitor};
 
 /// The name of this task in `config.json`.
 pub const TASK: &str = "caption";
@@ -160,7 +160,7 @@ pub struct Encoder {
     checkpoint: PathBuf,
     model: String,
     num_classes: usize,
-    options: crate::vision::ModelOptions,
+    options: crate::models::vision::ModelOptions,
     /// Pixel normalisation of its training data.
     pub normalization: Normalization,
 }
@@ -208,7 +208,7 @@ impl Encoder {
         impl ZooVisitor for Run<'_> {
             type Output = Result<(Vec<f32>, usize, usize, usize)>;
             fn visit<M: ImageClassifier>(self, model: M, spec: &'static ModelSpec) -> Self::Output {
-                crate::vision::check_input(spec, [1, SCENE_SIDE, SCENE_SIDE])?;
+                crate::models::vision::check_input(spec, [1, SCENE_SIDE, SCENE_SIDE])?;
                 let model = load_weights(model, &self.e.checkpoint)?;
                 let mut out = Vec::new();
                 let mut shape = (0, 0, 0);

@@ -26,6 +26,9 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::io::pth::{write_state, PthTensor, PthValues};
 use crate::io::write_atomic;
+use crate::models::vision::{
+    check_input_side, spec, visit_model_with, ImageClassifier, ModelOptions, ModelSpec, ZooVisitor,
+};
 use crate::plot::confusion_matrix;
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
 use crate::train::groups::trainable_and_frozen;
@@ -36,9 +39,6 @@ use crate::train::run::{
 use crate::train::{
     fit, read_history, CheckpointMeta, EpochRecord, LrGroup, Observer, Stats, Task, TrainConfig,
     TrainOutput,
-};
-use crate::vision::{
-    check_input_side, spec, visit_model_with, ImageClassifier, ModelOptions, ModelSpec, ZooVisitor,
 };
 use crate::weights::torchvision::{export_state_dict, load_backbone};
 use crate::weights::StateDict;

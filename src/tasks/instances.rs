@@ -653,7 +653,7 @@ fn score_model(
 
 /// The connected-components baseline's scores on `split` for each of [`MIN_SIZES`].
 fn score_components(
-    fcn: &crate::vision::fcn::Fcn,
+    fcn: &crate::models::vision::fcn::Fcn,
     sets: &SceneSets,
     split: usize,
     device: &Device,

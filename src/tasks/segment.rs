@@ -1,6 +1,6 @@
 //! Semantic segmentation of generated scenes ([`crate::data::scenes`], overlap layout: 1-4
 //! Fashion-MNIST items anywhere on a 64x64 canvas, later items occluding earlier ones) with the
-//! fully convolutional networks of Long et al. 2015 ([`crate::vision::fcn`]). `deepnet
+//! fully convolutional networks of Long et al. 2015 ([`crate::models::vision::fcn`]). `deepnet
 //! segment-train` and `deepnet segment` are the functions of this file.
 //!
 //! **Classes.** 11: background and the ten Fashion-MNIST classes. Pixels marked 255 in a mask
@@ -26,10 +26,10 @@ use crate::data::scenes::{generate, Layout, Scene, SceneOptions, IGNORE, SCENE_S
 use crate::data::{FashionMnist, SampleSeeds, Split};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::models::vision::fcn::{Fcn, FcnConfig, FcnVariant};
 use crate::train::checkpoint::{load_weights, read_checkpoint_meta, resolve_checkpoint};
 use crate::train::run::{create_run_dir_with_config, refuse_existing_run, resume_config};
 use crate::train::{fit, EpochRecord, Observer, Stats, Task, TrainConfig, TrainOutput};
-use crate::vision::fcn::{Fcn, FcnConfig, FcnVariant};
 
 /// The name of this task in `config.json`.
 pub const TASK: &str = "segment";

@@ -3,7 +3,7 @@
 //! from a deterministic rule (the parity fixtures, see [`rule_tensor`]).
 //!
 //! deepnet's field paths equal torchvision's keys except where burn's layout forces a
-//! difference; [`ImageClassifier::torch_key`](crate::vision::ImageClassifier::torch_key) maps
+//! difference; [`ImageClassifier::torch_key`](crate::models::vision::ImageClassifier::torch_key) maps
 //! one to the other: batch norm `gamma`/`beta` are torchvision's `weight`/`bias`, positional
 //! `nn.Sequential` indices differ (AlexNet, VGG), and a shortcut's `downsample.conv` is
 //! `downsample.0`. Linear weights are stored `[in, out]` in burn and `[out, in]` in PyTorch:

@@ -12,9 +12,9 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use deepnet::models::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
 use deepnet::ops::set_reference_ops;
 use deepnet::recurrent::{Implementation, LstmConfig};
-use deepnet::vision::{visit_model, ImageClassifier, ModelSpec, ZooVisitor};
 
 /// Threads the gate runs on, whatever the machine has: the ratios were measured on 2 cores.
 pub const THREADS: usize = 2;

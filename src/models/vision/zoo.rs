@@ -360,7 +360,7 @@ pub fn visit_model_with<V: ZooVisitor>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::summary::trainable_params;
+    use crate::models::vision::summary::trainable_params;
 
     struct Count;
     impl ZooVisitor for Count {
@@ -416,7 +416,7 @@ mod size_tests {
             // Below the bound burn may panic or return empty maps: both count as invalid.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let input = [spec.input[0], side, side];
-                let layers = crate::vision::summarize(&model, input, &Device::flex());
+                let layers = crate::models::vision::summarize(&model, input, &Device::flex());
                 let x = Tensor::<4>::ones([1, spec.input[0], side, side], &Device::flex());
                 let logits: Vec<f32> = model.forward(x).into_data().try_to_vec().unwrap();
                 layers.iter().all(|l| l.output_shape.iter().all(|&d| d > 0))
