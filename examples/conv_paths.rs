@@ -1,6 +1,6 @@
-//! Times one stride-1 convolution, forward and backward, on each lowering of `deepnet::ops`
+//! Times one convolution, forward and backward, on each lowering of `deepnet::ops`
 //! (`packed`, `gemm`, `auto`: the choice by shape) and on burn's own conv (`burn`), for the
-//! convolutions of LeNet-5, ResNet-20 and ResNet-18. Rounds interleave the paths in one
+//! convolutions of LeNet-5, ResNet-20 and ResNet-18 (stride 1, and the strided ones: `s2`). Rounds interleave the paths in one
 //! process; prints one JSON line per shape with the median milliseconds of each path.
 //!
 //! cargo run --release --example conv_paths -- [ROUNDS] [FILTER]
@@ -9,9 +9,10 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
-use deepnet::ops::{conv2d_s1, set_conv_path, set_reference_ops, ConvPath};
+use deepnet::ops::{conv2d_im2col, set_conv_path, set_reference_ops, ConvPath};
 
-/// `(name, x [N, C, H, W], weight [O, C, K, K], padding, input needs a gradient, train)`.
+/// `(name, x [N, C, H, W], weight [O, C, K, K], padding, input needs a gradient, train)`; a
+/// name with `s2` is a stride-2 convolution.
 type Shape = (&'static str, [usize; 4], [usize; 4], usize, bool, bool);
 
 const SHAPES: &[Shape] = &[
@@ -97,6 +98,46 @@ const SHAPES: &[Shape] = &[
         false,
         false,
     ),
+    (
+        "resnet20.stage2.s2",
+        [128, 16, 28, 28],
+        [32, 16, 3, 3],
+        1,
+        true,
+        true,
+    ),
+    (
+        "resnet18.conv1.s2.b16",
+        [16, 3, 224, 224],
+        [64, 3, 7, 7],
+        3,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer2.s2.b16",
+        [16, 64, 56, 56],
+        [128, 64, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer2.downsample.s2.b16",
+        [16, 64, 56, 56],
+        [128, 64, 1, 1],
+        0,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer4.s2.b16",
+        [16, 256, 14, 14],
+        [512, 256, 3, 3],
+        1,
+        false,
+        false,
+    ),
 ];
 
 const PATHS: [&str; 4] = ["packed", "gemm", "auto", "burn"];
@@ -112,7 +153,8 @@ fn select(path: &str) {
 
 /// Median milliseconds of `reps` runs of the convolution (forward, and backward when training).
 fn time(shape: &Shape, reps: usize) -> f64 {
-    let &(_, xs, ws, p, need_x, train) = shape;
+    let &(name, xs, ws, p, need_x, train) = shape;
+    let stride = if name.contains("s2") { 2 } else { 1 };
     let device = if train {
         Device::flex().autodiff()
     } else {
@@ -131,7 +173,7 @@ fn time(shape: &Shape, reps: usize) -> f64 {
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps {
         let start = Instant::now();
-        let y = conv2d_s1(x.clone(), w.clone(), b.clone(), [p, p]);
+        let y = conv2d_im2col(x.clone(), w.clone(), b.clone(), [stride, stride], [p, p]);
         if train {
             let grads = y.sum().backward();
             let _ = w.grad(&grads).map(|g| g.into_data());

@@ -59,35 +59,38 @@ use super::gemm::{matmul, Mat};
 use super::packed_gemm::{gemm_packed, PackedB};
 use super::{is_flex, ConvPath};
 
-fn options(padding: [usize; 2]) -> ConvOptions<2> {
-    ConvOptions::new([1, 1], padding, [1, 1], 1)
+fn options(stride: [usize; 2], padding: [usize; 2]) -> ConvOptions<2> {
+    ConvOptions::new(stride, padding, [1, 1], 1)
 }
 
-/// Stride-1 convolution as a backend extension. The default bodies use the backend's own conv
-/// ops; Flex overrides them with the kernels below, `Autodiff` records its own backward.
+/// The convolution as a backend extension. The default bodies use the backend's own conv ops;
+/// Flex overrides them with the kernels below, `Autodiff` records its own backward.
 #[backend_extension(Flex, Autodiff)]
 pub trait Conv2dOps: Backend {
-    /// `x [N, C, H, W]`, `weight [O, C, KH, KW]`, `bias [O]` -> `[N, O, H + 2p - KH + 1, W + 2p - KW + 1]`.
-    fn conv2d_s1(
+    /// `x [N, C, H, W]`, `weight [O, C, KH, KW]`, `bias [O]` -> `[N, O, OH, OW]` with
+    /// `OH = (H + 2·padding - KH) / stride + 1` (and `OW` alike).
+    fn conv2d_im2col(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        stride: [usize; 2],
         padding: [usize; 2],
     ) -> FloatTensor<Self> {
-        Self::conv2d(x, weight, Some(bias), options(padding))
+        Self::conv2d(x, weight, Some(bias), options(stride, padding))
     }
 
     /// Gradients `(∂L/∂x, ∂L/∂weight, ∂L/∂bias)` for the output gradient `grad`. With
     /// `need_x_grad` false (the input is data), `∂L/∂x` is not computed and a one-element tensor
     /// stands in for it.
-    fn conv2d_s1_backward(
+    fn conv2d_im2col_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        stride: [usize; 2],
         padding: [usize; 2],
         need_x_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        backend_backward::<Self>(x, weight, grad, padding, need_x_grad)
+        backend_backward::<Self>(x, weight, grad, stride, padding, need_x_grad)
     }
 }
 
@@ -97,17 +100,19 @@ fn backend_backward<B: Backend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
     grad: FloatTensor<B>,
+    stride: [usize; 2],
     padding: [usize; 2],
     need_x_grad: bool,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let o = weight.shape()[0];
+    let options = || options(stride, padding);
     let db = B::float_reshape(
         B::float_sum_dims(grad.clone(), &[0, 2, 3]),
         Shape::from(vec![o]),
     );
-    let dw = B::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
+    let dw = B::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options());
     let dx = if need_x_grad {
-        B::conv2d_x_backward(x, weight, grad, options(padding))
+        B::conv2d_x_backward(x, weight, grad, options())
     } else {
         // A one-element stand-in: the caller asked for no input gradient.
         B::float_reshape(B::float_sum_dims(grad, &[0, 1, 2, 3]), Shape::from(vec![1]))
@@ -128,11 +133,22 @@ struct Geometry {
     oh: usize,
     ow: usize,
     p: [usize; 2],
+    /// Stride `[vertical, horizontal]`, each at least 1.
+    s: [usize; 2],
+}
+
+/// Output positions of a convolution along one axis: `(size + 2·pad - k) / stride + 1`, or 0
+/// when the kernel does not fit.
+fn out_len(size: usize, k: usize, pad: usize, stride: usize) -> usize {
+    (size + 2 * pad)
+        .checked_sub(k)
+        .map_or(0, |span| span / stride + 1)
 }
 
 impl Geometry {
-    fn new(x: &Shape, weight: &Shape, p: [usize; 2]) -> Self {
+    fn new(x: &Shape, weight: &Shape, p: [usize; 2], s: [usize; 2]) -> Self {
         let (h, w, kh, kw) = (x[2], x[3], weight[2], weight[3]);
+        let s = [s[0].max(1), s[1].max(1)];
         Geometry {
             n: x[0],
             c: x[1],
@@ -141,9 +157,10 @@ impl Geometry {
             o: weight[0],
             kh,
             kw,
-            oh: (h + 2 * p[0] + 1).saturating_sub(kh),
-            ow: (w + 2 * p[1] + 1).saturating_sub(kw),
+            oh: out_len(h, kh, p[0], s[0]),
+            ow: out_len(w, kw, p[1], s[1]),
             p,
+            s,
         }
     }
     /// Rows of the im2col matrix.
@@ -158,9 +175,32 @@ impl Geometry {
     fn images_per_task(&self) -> usize {
         self.n.div_ceil(rayon::current_num_threads().max(1)).max(1)
     }
+
+    /// The input row `s·oy + ky - p` that output row `oy` reads through kernel row `ky`, or
+    /// `None` where it falls in the zero padding.
+    fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (self.s[0] * oy + ky)
+            .checked_sub(self.p[0])
+            .filter(|&iy| iy < self.h)
+    }
+
+    /// The output columns `[lo, hi)` whose input column `s·ox + kx - p` lies inside the image
+    /// (the others read the zero padding).
+    fn inside_columns(&self, kx: usize) -> (usize, usize) {
+        let (s, p) = (self.s[1], self.p[1]);
+        // s·ox + kx ≥ p  ⇔  ox ≥ ceil((p - kx) / s)
+        let lo = p.saturating_sub(kx).div_ceil(s).min(self.ow);
+        // s·ox + kx - p ≤ w - 1  ⇔  ox ≤ (w - 1 + p - kx) / s
+        let hi = (self.w + p)
+            .checked_sub(kx + 1)
+            .map_or(0, |last| last / s + 1)
+            .min(self.ow)
+            .max(lo);
+        (lo, hi)
+    }
 }
 
-/// `cols[(c, ky, kx), (oy, ox)] = img[c, oy + ky - p, ox + kx - p]` (0 outside).
+/// `cols[(c, ky, kx), (oy, ox)] = img[c, s·oy + ky - p, s·ox + kx - p]` (0 outside).
 fn im2col(img: &[f32], g: &Geometry, cols: &mut [f32]) {
     let px = g.pixels();
     for (r, row) in cols.chunks_mut(px).take(g.ckk()).enumerate() {
@@ -168,27 +208,35 @@ fn im2col(img: &[f32], g: &Geometry, cols: &mut [f32]) {
     }
 }
 
-/// Row `r = (c, ky, kx)` of the im2col matrix of `img`: `row[(oy, ox)] = img[c, oy + ky - p,
-/// ox + kx - p]` (0 outside).
+/// Row `r = (c, ky, kx)` of the im2col matrix of `img`: `row[(oy, ox)] = img[c, s·oy + ky - p,
+/// s·ox + kx - p]` (0 outside).
 fn im2col_row(img: &[f32], g: &Geometry, r: usize, row: &mut [f32]) {
     let (oh, ow) = (g.oh, g.ow);
     let (c, ky, kx) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
     let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
-    // ix = ox + kx - p is inside [0, w) for ox in [lo, hi).
-    let lo = g.p[1].saturating_sub(kx).min(ow);
-    let hi = (g.w + g.p[1]).saturating_sub(kx).min(ow).max(lo);
+    let (lo, hi) = g.inside_columns(kx);
     for oy in 0..oh {
-        let iy = oy as isize + ky as isize - g.p[0] as isize;
         let out_row = &mut row[oy * ow..(oy + 1) * ow];
-        if iy < 0 || iy >= g.h as isize {
+        let Some(iy) = g.input_row(oy, ky) else {
             out_row.fill(0.0);
             continue;
-        }
-        let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+        };
+        let src = &plane[iy * g.w..(iy + 1) * g.w];
         out_row[..lo].fill(0.0);
         out_row[hi..].fill(0.0);
-        let start = lo + kx - g.p[1];
-        out_row[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+        if lo == hi {
+            continue;
+        }
+        let start = g.s[1] * lo + kx - g.p[1];
+        if g.s[1] == 1 {
+            out_row[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+        } else {
+            let taken = src[start..].iter().step_by(g.s[1]);
+            out_row[lo..hi]
+                .iter_mut()
+                .zip(taken)
+                .for_each(|(d, v)| *d = *v);
+        }
     }
 }
 
@@ -210,19 +258,15 @@ fn col2im(cols: &[f32], g: &Geometry, img: &mut [f32]) {
             for kx in 0..g.kw {
                 let row = ((c * g.kh + ky) * g.kw + kx) * oh * ow;
                 let src = &cols[row..row + oh * ow];
+                let (lo, hi) = g.inside_columns(kx);
                 for oy in 0..oh {
-                    let iy = oy as isize + ky as isize - g.p[0] as isize;
-                    if iy < 0 || iy >= g.h as isize {
+                    let Some(iy) = g.input_row(oy, ky).filter(|_| lo < hi) else {
                         continue;
-                    }
-                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let lo = g.p[1].saturating_sub(kx).min(ow);
-                    let hi = (g.w + g.p[1]).saturating_sub(kx).min(ow).max(lo);
-                    let start = lo + kx - g.p[1];
-                    for (d, s) in dst[start..start + (hi - lo)]
-                        .iter_mut()
-                        .zip(&src[oy * ow + lo..oy * ow + hi])
-                    {
+                    };
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    let start = g.s[1] * lo + kx - g.p[1];
+                    let targets = dst[start..].iter_mut().step_by(g.s[1]);
+                    for (d, s) in targets.zip(&src[oy * ow + lo..oy * ow + hi]) {
                         *d += s;
                     }
                 }
@@ -291,18 +335,20 @@ impl Geometry {
 
     /// The geometry of the input gradient as a convolution: `∂L/∂y [N, O, OH, OW]` with the
     /// flipped weights `[C, O, KH, KW]` and padding `KH - 1 - p`, whose output is `[N, C, H, W]`.
+    /// Stride 1 only.
     fn flipped(&self) -> Geometry {
         Geometry::new(
             &Shape::from(vec![self.n, self.o, self.oh, self.ow]),
             &Shape::from(vec![self.c, self.o, self.kh, self.kw]),
             [self.kh - 1 - self.p[0], self.kw - 1 - self.p[1]],
+            [1, 1],
         )
     }
 
     /// The lowering for this convolution: forced by [`super::set_conv_path`], or by shape.
     fn plan(&self) -> Plan {
-        // The flipped convolution needs padding KH-1-p ≥ 0.
-        let flip_fits = self.p[0] < self.kh && self.p[1] < self.kw;
+        // The flipped convolution needs stride 1 and padding KH-1-p ≥ 0.
+        let flip_fits = self.s == [1, 1] && self.p[0] < self.kh && self.p[1] < self.kw;
         match super::conv_path() {
             ConvPath::Packed => Plan {
                 forward: Lowering::Packed,
@@ -510,35 +556,37 @@ fn dense_backward(
 }
 
 impl Conv2dOps for Flex {
-    fn conv2d_s1(
+    fn conv2d_im2col(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        stride: [usize; 2],
         padding: [usize; 2],
     ) -> FloatTensor<Self> {
         if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || bias.dtype() != DType::F32 {
-            return Self::conv2d(x, weight, Some(bias), options(padding));
+            return Self::conv2d(x, weight, Some(bias), options(stride, padding));
         }
-        let g = Geometry::new(&x.shape(), &weight.shape(), padding);
+        let g = Geometry::new(&x.shape(), &weight.shape(), padding, stride);
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
         let lowering = g.plan().forward;
         let out = forward_f32(x.storage(), weight.storage(), bias.storage(), &g, lowering);
         FlexTensor::from_data(TensorData::new(out, [g.n, g.o, g.oh, g.ow]))
     }
 
-    fn conv2d_s1_backward(
+    fn conv2d_im2col_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        stride: [usize; 2],
         padding: [usize; 2],
         need_x_grad: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let x_shape = x.shape();
         let w_shape = weight.shape();
-        let g = Geometry::new(&x_shape, &w_shape, padding);
+        let g = Geometry::new(&x_shape, &w_shape, padding, stride);
         let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
         if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || grad.dtype() != DType::F32 {
-            return backend_backward::<Self>(x, weight, grad, padding, need_x_grad);
+            return backend_backward::<Self>(x, weight, grad, stride, padding, need_x_grad);
         }
         let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
         let (xs, ws, gs): (&[f32], &[f32], &[f32]) =
@@ -560,7 +608,8 @@ impl Conv2dOps for Flex {
         // ∂L/∂x of a stride-1 convolution is the "full" convolution of ∂L/∂y with the weights
         // flipped in space and transposed in channels (padding KH-1-p): the forward kernel
         // again, one GEMM of depth O·KH·KW per image, where Wᵀ·∂L/∂y then col2im is a GEMM of
-        // depth O and a scatter. The plan says which (see `Geometry::plan`).
+        // depth O and a scatter. The plan says which (see `Geometry::plan`); strided
+        // convolutions always take col2im.
         let via_conv = need_x_grad && plan.dx_by_flip;
         let dx_conv = via_conv.then(|| {
             let flipped = flip_transpose(ws, &g); // [C, O, KH, KW]
@@ -653,18 +702,19 @@ impl Conv2dOps for Flex {
 }
 
 impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C> {
-    fn conv2d_s1(
+    fn conv2d_im2col(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        stride: [usize; 2],
         padding: [usize; 2],
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
-        struct Conv2dS1Backward;
+        struct Conv2dIm2colBackward;
 
-        impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dS1Backward {
-            // x, weight, padding.
-            type State = (FloatTensor<B>, FloatTensor<B>, [usize; 2]);
+        impl<B: Backend + Conv2dOps> Backward<B, 3> for Conv2dIm2colBackward {
+            // x, weight, stride, padding.
+            type State = (FloatTensor<B>, FloatTensor<B>, [usize; 2], [usize; 2]);
 
             fn backward(
                 self,
@@ -674,9 +724,9 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             ) {
                 let [node_x, node_w, node_b] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x, weight, padding) = ops.state;
+                let (x, weight, stride, padding) = ops.state;
                 let (dx, dw, db) =
-                    B::conv2d_s1_backward(x, weight, grad, padding, node_x.is_some());
+                    B::conv2d_im2col_backward(x, weight, grad, stride, padding, node_x.is_some());
                 if let Some(node) = node_x {
                     grads.register::<B>(node.id, dx);
                 }
@@ -695,48 +745,62 @@ impl<B: Backend + Conv2dOps, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C>
             weight.into_primitive(),
             bias.into_primitive(),
         );
-        match Conv2dS1Backward
+        match Conv2dIm2colBackward
             .prepare::<C>(guards)
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let out = B::conv2d_s1(x.clone(), weight.clone(), bias, padding);
-                prep.finish((x, weight, padding), out)
+                let out = B::conv2d_im2col(x.clone(), weight.clone(), bias, stride, padding);
+                prep.finish((x, weight, stride, padding), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_s1(x, weight, bias, padding)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::conv2d_im2col(x, weight, bias, stride, padding))
+            }
         }
     }
 }
 
-/// Stride-1, dilation-1 2-D convolution with bias and symmetric `padding`, differentiable:
-/// `x [N, C, H, W]`, `weight [O, C, KH, KW]`, `bias [O]` -> `[N, O, H + 2p - KH + 1, W + 2p - KW + 1]`.
+/// Dilation-1 2-D convolution with bias, stride `stride` and symmetric `padding`,
+/// differentiable: `x [N, C, H, W]`, `weight [O, C, KH, KW]`, `bias [O]` -> `[N, O, OH, OW]`,
+/// `OH = (H + 2·padding[0] - KH) / stride[0] + 1` (and `OW` alike).
 ///
 /// On Flex it runs the kernels of this module; on other devices, or when
 /// [`super::reference_ops`] is on, burn's `conv2d`.
+pub fn conv2d_im2col(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor<4> {
+    if is_flex(&x.device()) && !super::reference_ops() {
+        Tensor::from_dispatch(<Dispatch as Conv2dOps>::conv2d_im2col(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            stride,
+            padding,
+        ))
+    } else {
+        burn::tensor::module::conv2d(x, weight, Some(bias), options(stride, padding))
+    }
+}
+
+/// [`conv2d_im2col`] with stride 1: `[N, C, H, W]` -> `[N, O, H + 2p - KH + 1, W + 2p - KW + 1]`.
 pub fn conv2d_s1(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Tensor<1>,
     padding: [usize; 2],
 ) -> Tensor<4> {
-    if is_flex(&x.device()) && !super::reference_ops() {
-        Tensor::from_dispatch(<Dispatch as Conv2dOps>::conv2d_s1(
-            x.into_dispatch(),
-            weight.into_dispatch(),
-            bias.into_dispatch(),
-            padding,
-        ))
-    } else {
-        burn::tensor::module::conv2d(x, weight, Some(bias), options(padding))
-    }
+    conv2d_im2col(x, weight, bias, [1, 1], padding)
 }
 
-/// Runs burn's [`Conv2d`](burn::nn::conv::Conv2d) layer `layer` on `x` through [`conv2d_s1`]
-/// when the layer fits it (stride 1, dilation 1, one group, symmetric padding; a missing bias is
-/// a zero one), and
-/// through the layer's own forward otherwise. The layer keeps its parameters and names, so
-/// checkpoints do not change.
+/// Runs burn's [`Conv2d`](burn::nn::conv::Conv2d) layer `layer` on `x` through
+/// [`conv2d_im2col`] when the layer fits it (dilation 1, one group, symmetric padding; a
+/// missing bias is a zero one), and through the layer's own forward otherwise. The layer keeps
+/// its parameters and names, so checkpoints do not change.
 pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
     use burn::nn::PaddingConfig2d;
     let padding = match layer.padding {
@@ -747,16 +811,14 @@ pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
         _ => None,
     };
     match padding {
-        Some(padding)
-            if layer.stride == [1, 1] && layer.dilation == [1, 1] && layer.groups == 1 =>
-        {
+        Some(padding) if layer.dilation == [1, 1] && layer.groups == 1 => {
             let weight = layer.weight.val();
             let bias = match &layer.bias {
                 Some(b) => b.val(),
                 // Bias-free layers (before a batch norm): a constant zero bias, no gradient.
                 None => Tensor::zeros([weight.dims()[0]], &weight.device()),
             };
-            conv2d_s1(x, weight, bias, padding)
+            conv2d_im2col(x, weight, bias, layer.stride, padding)
         }
         _ => layer.forward(x),
     }
@@ -774,27 +836,37 @@ mod tests {
     #[test]
     fn matches_burns_conv_forward_and_backward() {
         let device = Device::flex().autodiff();
-        // LeNet's three convolutions, and odd sizes with padding.
-        for (x_shape, w_shape, p) in [
-            ([4, 1, 28, 28], [6, 1, 5, 5], [2, 2]),
-            ([4, 6, 14, 14], [16, 6, 5, 5], [0, 0]),
-            ([3, 16, 5, 5], [120, 16, 5, 5], [0, 0]),
-            ([5, 3, 7, 9], [4, 3, 3, 2], [1, 1]),
+        // LeNet's three convolutions, and odd sizes with padding; then strided ones: ResNet's
+        // 7x7/2 stem and 3x3/2 (large enough for the packed kernel), its 1x1/2 shortcut, odd
+        // sizes where the last window overhangs, a stride larger than the kernel, and unequal
+        // strides.
+        for (x_shape, w_shape, p, s) in [
+            ([4, 1, 28, 28], [6, 1, 5, 5], [2, 2], [1, 1]),
+            ([4, 6, 14, 14], [16, 6, 5, 5], [0, 0], [1, 1]),
+            ([3, 16, 5, 5], [120, 16, 5, 5], [0, 0], [1, 1]),
+            ([5, 3, 7, 9], [4, 3, 3, 2], [1, 1], [1, 1]),
             // One image, more output channels than threads: the row-split path.
-            ([1, 3, 8, 8], [10, 3, 3, 3], [1, 1]),
+            ([1, 3, 8, 8], [10, 3, 3, 3], [1, 1], [1, 1]),
+            ([2, 3, 30, 30], [16, 3, 7, 7], [3, 3], [2, 2]),
+            ([3, 8, 24, 23], [16, 8, 3, 3], [1, 1], [2, 2]),
+            ([3, 8, 9, 9], [16, 8, 1, 1], [0, 0], [2, 2]),
+            ([2, 3, 10, 11], [5, 3, 3, 3], [1, 1], [3, 3]),
+            ([2, 2, 13, 12], [3, 2, 2, 2], [0, 0], [3, 3]),
+            ([2, 3, 9, 10], [4, 3, 3, 5], [1, 2], [2, 3]),
+            ([1, 4, 11, 11], [12, 4, 3, 3], [1, 1], [2, 2]),
         ] {
             let x = Tensor::<4>::random(x_shape, Distribution::Default, &device).require_grad();
             let w = Tensor::<4>::random(w_shape, Distribution::Default, &device).require_grad();
             let b =
                 Tensor::<1>::random([w_shape[0]], Distribution::Default, &device).require_grad();
-            let fast = conv2d_s1(x.clone(), w.clone(), b.clone(), p);
+            let fast = conv2d_im2col(x.clone(), w.clone(), b.clone(), s, p);
             let slow =
-                burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options(p));
-            assert_eq!(fast.dims(), slow.dims());
+                burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options(s, p));
+            assert_eq!(fast.dims(), slow.dims(), "{x_shape:?} stride {s:?}");
             let scale = max_abs(slow.clone());
             assert!(
                 max_abs(fast.clone() - slow.clone()) <= 1e-5 * scale,
-                "forward {x_shape:?}"
+                "forward {x_shape:?} stride {s:?}"
             );
             // A weighted sum makes every output's gradient different.
             let r = Tensor::<4>::random(slow.dims(), Distribution::Default, &device);
@@ -813,7 +885,7 @@ mod tests {
                 let d = max_abs(a - b);
                 assert!(
                     d <= 1e-5 * scale,
-                    "d{name} differs by {d} (of {scale}) for {x_shape:?}"
+                    "d{name} differs by {d} (of {scale}) for {x_shape:?} stride {s:?}"
                 );
             }
         }
@@ -823,28 +895,31 @@ mod tests {
     #[test]
     fn flex_backward_matches_burns() {
         let device = Device::flex();
-        let x = Tensor::<4>::random([3, 4, 9, 7], Distribution::Default, &device);
-        let w = Tensor::<4>::random([5, 4, 3, 3], Distribution::Default, &device);
-        let gy = Tensor::<4>::random([3, 5, 9, 7], Distribution::Default, &device);
-        let p = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
-        let ours = <Flex as Conv2dOps>::conv2d_s1_backward(
-            p(x.clone()),
-            p(w.clone()),
-            p(gy.clone()),
-            [1, 1],
-            true,
-        );
-        let theirs = backend_backward::<Flex>(p(x), p(w), p(gy), [1, 1], true);
-        for (a, b) in [(ours.0, theirs.0), (ours.1, theirs.1), (ours.2, theirs.2)] {
-            let (a, b) = (contiguous(a), contiguous(b));
-            let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
-            assert_eq!(a.len(), b.len());
-            let d = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(d < 1e-4, "differs by {d}");
+        for (stride, out) in [([1, 1], [3, 5, 9, 7]), ([2, 2], [3, 5, 5, 4])] {
+            let x = Tensor::<4>::random([3, 4, 9, 7], Distribution::Default, &device);
+            let w = Tensor::<4>::random([5, 4, 3, 3], Distribution::Default, &device);
+            let gy = Tensor::<4>::random(out, Distribution::Default, &device);
+            let p = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
+            let ours = <Flex as Conv2dOps>::conv2d_im2col_backward(
+                p(x.clone()),
+                p(w.clone()),
+                p(gy.clone()),
+                stride,
+                [1, 1],
+                true,
+            );
+            let theirs = backend_backward::<Flex>(p(x), p(w), p(gy), stride, [1, 1], true);
+            for (a, b) in [(ours.0, theirs.0), (ours.1, theirs.1), (ours.2, theirs.2)] {
+                let (a, b) = (contiguous(a), contiguous(b));
+                let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
+                assert_eq!(a.len(), b.len());
+                let d = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(d < 1e-4, "differs by {d} at stride {stride:?}");
+            }
         }
     }
 

@@ -11,8 +11,8 @@ pub mod packed_gemm;
 pub mod select;
 
 pub use batch_norm::batch_norm_layer;
-pub use conv::{conv2d_layer, conv2d_s1};
-pub use max_pool::max_pool2x2;
+pub use conv::{conv2d_im2col, conv2d_layer, conv2d_s1};
+pub use max_pool::{max_pool2d_layer, max_pool2d_window, max_pool2x2, PoolRounding, PoolWindow};
 pub use select::{
     conv_path, detected_isa, isa, reference_ops, set_conv_path, set_isa_limit, set_reference_ops,
     ConvPath, Isa,

@@ -16,7 +16,7 @@ use burn::tensor::activation::relu;
 
 use super::blocks::{conv, linear, max_pool};
 use super::summary::Trace;
-use crate::ops::conv2d_layer;
+use crate::ops::{conv2d_layer, max_pool2d_layer};
 
 /// Configuration of [`AlexNet`].
 #[derive(Config, Debug)]
@@ -95,7 +95,7 @@ impl AlexNet {
             x = relu(conv2d_layer(c, x));
             trace.conv(&format!("features.{}", Self::TORCH_FEATURES[i]), c, &x);
             if matches!(i, 0 | 1 | 4) {
-                x = self.pool.forward(x);
+                x = max_pool2d_layer(&self.pool, x);
                 trace.pool("maxpool", "MaxPool 3x3 s2", 3, 2, &x);
             }
         }

@@ -21,7 +21,7 @@ use burn::tensor::activation::relu;
 
 use super::blocks::{bn, conv, linear, max_pool};
 use super::summary::Trace;
-use crate::ops::batch_norm_layer;
+use crate::ops::{batch_norm_layer, max_pool2d_layer};
 
 /// Convolution (no bias), batch norm (ε = 0.001), ReLU: torchvision's `BasicConv2d`.
 #[derive(Module, Debug)]
@@ -150,7 +150,7 @@ impl Inception {
         }
         merged = merged.max(trace.geometry());
         trace.set_geometry(entry);
-        let mut b4 = self.pool.forward(x);
+        let mut b4 = max_pool2d_layer(&self.pool, x);
         trace.pool(&format!("{name}.pool"), "MaxPool 3x3 s1", 3, 1, &b4);
         if let Some(p) = &self.branch4 {
             b4 = p.forward(b4, trace, &format!("{name}.branch4"));
@@ -367,15 +367,15 @@ impl GoogLeNet {
             x
         };
         let x = self.conv1.forward(x, trace, "conv1");
-        let x = self.pool3s2.forward(x);
+        let x = max_pool2d_layer(&self.pool3s2, x);
         trace.pool("maxpool1", "MaxPool 3x3 s2", 3, 2, &x);
         let x = self.conv2.forward(x, trace, "conv2");
         let x = self.conv3.forward(x, trace, "conv3");
-        let x = self.pool3s2.forward(x);
+        let x = max_pool2d_layer(&self.pool3s2, x);
         trace.pool("maxpool2", "MaxPool 3x3 s2", 3, 2, &x);
         let x = self.inception3a.forward(x, trace, "inception3a");
         let x = self.inception3b.forward(x, trace, "inception3b");
-        let x = self.pool3s2.forward(x);
+        let x = max_pool2d_layer(&self.pool3s2, x);
         trace.pool("maxpool3", "MaxPool 3x3 s2", 3, 2, &x);
         let x = self.inception4a.forward(x, trace, "inception4a");
         let a1 = match (&self.aux1, aux) {
@@ -390,7 +390,7 @@ impl GoogLeNet {
             _ => None,
         };
         let x = self.inception4e.forward(x, trace, "inception4e");
-        let x = self.pool2s2.forward(x);
+        let x = max_pool2d_layer(&self.pool2s2, x);
         trace.pool("maxpool4", "MaxPool 2x2 s2", 2, 2, &x);
         let x = self.inception5a.forward(x, trace, "inception5a");
         let x = self.inception5b.forward(x, trace, "inception5b");

@@ -23,7 +23,7 @@ use burn::tensor::activation::relu;
 
 use super::blocks::{bn, conv, linear, max_pool};
 use super::summary::Trace;
-use crate::ops::{batch_norm_layer, conv2d_layer};
+use crate::ops::{batch_norm_layer, conv2d_layer, max_pool2d_layer};
 
 /// The projection shortcut: 1×1 convolution with the block's stride, then batch norm.
 #[derive(Module, Debug)]
@@ -132,7 +132,7 @@ impl ResidualBlock for BasicBlock {
             (Some(d), _) => d.forward(x, trace, prefix),
             (None, Some(pool)) => {
                 // Option A: every other pixel, channels padded with zeros on both sides.
-                let s = pool.forward(x); // [batch, in, H/2, W/2]
+                let s = max_pool2d_layer(pool, x); // [batch, in, H/2, W/2]
                 let [b, _, h, w] = s.dims();
                 let zeros = Tensor::<4>::zeros([b, self.pad_channels, h, w], &s.device());
                 Tensor::cat(vec![zeros.clone(), s, zeros], 1) // [batch, out, H/2, W/2]
@@ -346,7 +346,7 @@ impl<B: ResidualBlock> ResNet<B> {
         let mut x = relu(batch_norm_layer(&self.bn1, x));
         trace.bn("bn1", &self.bn1, &x);
         if let Some(pool) = &self.maxpool {
-            x = pool.forward(x);
+            x = max_pool2d_layer(pool, x);
             trace.pool("maxpool", "MaxPool 3x3 s2", 3, 2, &x);
         }
         for (name, stage) in [

@@ -16,7 +16,7 @@ use burn::tensor::activation::relu;
 
 use super::blocks::{bn, conv, linear, max_pool};
 use super::summary::Trace;
-use crate::ops::conv2d_layer;
+use crate::ops::{conv2d_layer, max_pool2d_layer};
 
 /// `M` in a layer list: a 2×2 max pool.
 pub const POOL: usize = 0;
@@ -167,7 +167,7 @@ impl Vgg {
         let mut i = 0;
         for &l in &self.layers {
             if l == POOL {
-                x = self.pool.forward(x);
+                x = max_pool2d_layer(&self.pool, x);
                 trace.pool("maxpool", "MaxPool 2x2 s2", 2, 2, &x);
                 continue;
             }

@@ -171,7 +171,6 @@ pub fn input_sides(name: &str) -> (usize, Option<usize>) {
         "alexnet" => (63, None),
         n if n.starts_with("vgg") && n != "vgg-small" => (32, None),
         "vgg-small" => (8, None),
-        "googlenet-naive" => (47, None),
         "lenet5" | "lenet5-1998" => (28, Some(31)),
         _ => (1, None),
     }
