@@ -1,5 +1,5 @@
 //! Times one convolution, forward and backward, on each lowering of `deepnet::ops`
-//! (`packed`, `gemm`, `auto`: the choice by shape) and on burn's own conv (`burn`), for the
+//! (`packed`, `gemm`, `winograd`: F(2x2, 3x3) where it applies, `auto`: the choice by shape) and on burn's own conv (`burn`), for the
 //! convolutions of LeNet-5, ResNet-20 and ResNet-18 (stride 1, and the strided ones: `s2`). Rounds interleave the paths in one
 //! process; prints one JSON line per shape with the median milliseconds of each path.
 //!
@@ -140,13 +140,14 @@ const SHAPES: &[Shape] = &[
     ),
 ];
 
-const PATHS: [&str; 4] = ["packed", "gemm", "auto", "burn"];
+const PATHS: [&str; 5] = ["packed", "gemm", "winograd", "auto", "burn"];
 
 fn select(path: &str) {
     set_reference_ops(path == "burn");
     set_conv_path(match path {
         "packed" => ConvPath::Packed,
         "gemm" => ConvPath::Gemm,
+        "winograd" => ConvPath::Winograd,
         _ => ConvPath::Auto,
     });
 }

@@ -1,5 +1,5 @@
-//! 2-D convolution with stride 1 (LeNet-5's, ResNet's 3x3s), forward and backward, for the
-//! Flex CPU backend.
+//! 2-D convolution (any stride, no dilation, one group: LeNet-5's, ResNet's, VGG's, AlexNet's,
+//! GoogLeNet's), forward and backward, for the Flex CPU backend.
 //!
 //! Why: in a LeNet-5 training step on burn-flex, convolution backward took ~41% of the time and
 //! conv1's forward (one input channel) 15% (profile in BENCHMARKS.md). burn-flex cuts these
@@ -36,6 +36,15 @@
 //!   and 150, fill too little of the 12-row tile; conv2 took 2.3 ms this way, 4.2 ms packed).
 //!   7x7 maps (ResNet's last stage) too: 49 columns fill the 32-wide tiles by 77%.
 //!
+//! - 3x3 stride-1 convolutions with 64 channels or more in and out, and at least 64 2x2 output
+//!   tiles in the batch: Winograd's F(2x2, 3x3) ([`super::winograd`]), forward and input
+//!   gradient (2.25x fewer multiplies; ResNet-18's layer1 at batch 16: 22 against 34 ms on the
+//!   packed kernel). With 32 channels or 16 tiles (ResNet-20's second stage, ResNet-18's last
+//!   at batch 1) its transforms cost more than it saves, and it is not used;
+//! - strided convolutions (ResNet's 7x7/2 stem and 3x3/2 and 1x1/2 downsampling, AlexNet's
+//!   11x11/4) take the same im2col lowerings with a strided gather, and their input gradient is
+//!   always col2im (burn-flex's strided convolution took 20% of ResNet-18 inference at batch 16).
+//!
 //! Forcing the packed path for every convolution, as all of them ran from commit 744a392 on,
 //! makes a LeNet-5 training step 3-4x slower (0.64x-0.86x of burn's ops against 2.3x-2.6x by
 //! shape, `bench/results/speed_gate-*.json`); the speed gate (`tests/speed_gate`) checks that
@@ -57,6 +66,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, Mat};
 use super::packed_gemm::{gemm_packed, PackedB};
+use super::winograd::{self, Conv3x3};
 use super::{is_flex, ConvPath};
 
 fn options(stride: [usize; 2], padding: [usize; 2]) -> ConvOptions<2> {
@@ -307,14 +317,24 @@ enum Lowering {
     Packed,
     /// im2col into a plain matrix and the `gemm` crate, image by image.
     Gemm,
+    /// Winograd's F(2x2, 3x3) for 3x3 stride-1 convolutions ([`super::winograd`]).
+    Winograd,
 }
 
-/// The lowering of a convolution's forward, and whether its input gradient runs as the
-/// convolution of `∂L/∂y` with the flipped weights (else `Wᵀ·∂L/∂y` and col2im).
+/// How a convolution's input gradient is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputGradient {
+    /// As the convolution of `∂L/∂y` with the flipped weights, lowered this way.
+    Flipped(Lowering),
+    /// As `Wᵀ·∂L/∂y` then col2im.
+    Col2im,
+}
+
+/// The lowering of a convolution's forward and of its input gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Plan {
     forward: Lowering,
-    dx_by_flip: bool,
+    dx: InputGradient,
 }
 
 impl Geometry {
@@ -345,6 +365,22 @@ impl Geometry {
         )
     }
 
+    /// Whether Winograd's F(2x2, 3x3) computes this convolution: 3x3, stride 1.
+    fn winograd_fits(&self) -> bool {
+        self.kh == 3 && self.kw == 3 && self.s == [1, 1] && self.p[0] <= 2 && self.p[1] <= 2
+    }
+
+    /// Whether F(2x2, 3x3) beats the im2col lowerings: channels enough on both sides for its
+    /// 16 products to be worth their transforms, and tiles enough to fill the kernel's panels
+    /// (see [`WINOGRAD_MIN_CHANNELS`]).
+    fn winograd_wins(&self) -> bool {
+        let tiles = self.n * self.oh.div_ceil(2) * self.ow.div_ceil(2);
+        self.winograd_fits()
+            && self.c >= WINOGRAD_MIN_CHANNELS
+            && self.o >= WINOGRAD_MIN_CHANNELS
+            && tiles >= WINOGRAD_MIN_TILES
+    }
+
     /// The lowering for this convolution: forced by [`super::set_conv_path`], or by shape.
     fn plan(&self) -> Plan {
         // The flipped convolution needs stride 1 and padding KH-1-p ≥ 0.
@@ -352,32 +388,65 @@ impl Geometry {
         match super::conv_path() {
             ConvPath::Packed => Plan {
                 forward: Lowering::Packed,
-                dx_by_flip: flip_fits,
+                dx: if flip_fits {
+                    InputGradient::Flipped(Lowering::Packed)
+                } else {
+                    InputGradient::Col2im
+                },
             },
             ConvPath::Gemm => Plan {
                 forward: Lowering::Gemm,
-                dx_by_flip: false,
+                dx: InputGradient::Col2im,
             },
-            ConvPath::Auto if self.is_dense() => Plan {
-                forward: Lowering::Dense,
-                dx_by_flip: false,
-            },
-            ConvPath::Auto => Plan {
-                forward: if self.packed_wins() {
-                    Lowering::Packed
+            ConvPath::Winograd if self.winograd_fits() => Plan {
+                forward: Lowering::Winograd,
+                dx: if flip_fits {
+                    InputGradient::Flipped(Lowering::Winograd)
                 } else {
-                    Lowering::Gemm
+                    InputGradient::Col2im
                 },
-                // The flipped convolution multiplies C·(O·KH·KW)·(H·W) times, the col2im way
-                // C·KH·KW·O·(OH·OW): the same for "same" padding, but H·W/(OH·OW) times more
-                // for a "valid" convolution on a small image (LeNet's conv2: 2x, conv3: 25x).
-                dx_by_flip: flip_fits
-                    && 4 * self.h * self.w <= 5 * self.pixels()
-                    && self.flipped().packed_wins(),
             },
+            ConvPath::Auto | ConvPath::Winograd => self.auto_plan(flip_fits),
         }
     }
+
+    /// The choice by shape (see the module docs).
+    fn auto_plan(&self, flip_fits: bool) -> Plan {
+        if self.is_dense() {
+            return Plan {
+                forward: Lowering::Dense,
+                dx: InputGradient::Col2im,
+            };
+        }
+        let forward = if self.winograd_wins() {
+            Lowering::Winograd
+        } else if self.packed_wins() {
+            Lowering::Packed
+        } else {
+            Lowering::Gemm
+        };
+        let flipped = self.flipped();
+        let dx = if !flip_fits {
+            InputGradient::Col2im
+        } else if flipped.winograd_wins() {
+            InputGradient::Flipped(Lowering::Winograd)
+        } else if 4 * self.h * self.w <= 5 * self.pixels() && flipped.packed_wins() {
+            // The flipped convolution multiplies C·(O·KH·KW)·(H·W) times, the col2im way
+            // C·KH·KW·O·(OH·OW): the same for "same" padding, but H·W/(OH·OW) times more for a
+            // "valid" convolution on a small image (LeNet's conv2: 2x, conv3: 25x).
+            InputGradient::Flipped(Lowering::Packed)
+        } else {
+            InputGradient::Col2im
+        };
+        Plan { forward, dx }
+    }
 }
+
+/// Fewest input and output channels for Winograd's F(2x2, 3x3): below them its transforms
+/// cost more than the multiplies it saves.
+const WINOGRAD_MIN_CHANNELS: usize = 64;
+/// Fewest 2x2 output tiles in the batch for F(2x2, 3x3).
+const WINOGRAD_MIN_TILES: usize = 64;
 
 /// Fewest output channels (rows of the product) for the packed kernel (see
 /// [`Geometry::packed_wins`]).
@@ -407,6 +476,17 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry, lowering: Lower
             row.iter_mut().for_each(|v| *v += bs[first_channel + o]);
         }
     };
+    if lowering == Lowering::Winograd {
+        let shape = Conv3x3 {
+            n: g.n,
+            c: g.c,
+            h: g.h,
+            w: g.w,
+            o: g.o,
+            p: g.p,
+        };
+        return winograd::forward(xs, ws, bs, &shape);
+    }
     if lowering == Lowering::Dense {
         // y [N, O] = x [N, C·H·W] · Wᵀ (+ b)
         matmul(
@@ -610,14 +690,16 @@ impl Conv2dOps for Flex {
         // again, one GEMM of depth O·KH·KW per image, where Wᵀ·∂L/∂y then col2im is a GEMM of
         // depth O and a scatter. The plan says which (see `Geometry::plan`); strided
         // convolutions always take col2im.
-        let via_conv = need_x_grad && plan.dx_by_flip;
-        let dx_conv = via_conv.then(|| {
-            let flipped = flip_transpose(ws, &g); // [C, O, KH, KW]
-            let gt = g.flipped();
-            debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
-            forward_f32(gs, &flipped, &vec![0f32; g.c], &gt, Lowering::Packed)
-        });
-        let need_x_grad = need_x_grad && !via_conv;
+        let dx_conv = match plan.dx {
+            InputGradient::Flipped(lowering) if need_x_grad => {
+                let flipped = flip_transpose(ws, &g); // [C, O, KH, KW]
+                let gt = g.flipped();
+                debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
+                Some(forward_f32(gs, &flipped, &vec![0f32; g.c], &gt, lowering))
+            }
+            _ => None,
+        };
+        let need_x_grad = need_x_grad && dx_conv.is_none();
         let mut dx = if need_x_grad {
             vec![0f32; g.n * img_len]
         } else {
@@ -854,6 +936,9 @@ mod tests {
             ([2, 2, 13, 12], [3, 2, 2, 2], [0, 0], [3, 3]),
             ([2, 3, 9, 10], [4, 3, 3, 5], [1, 2], [2, 3]),
             ([1, 4, 11, 11], [12, 4, 3, 3], [1, 1], [2, 2]),
+            // Channels and tiles enough for Winograd's F(2x2, 3x3), forward and input gradient,
+            // on odd sides.
+            ([4, 32, 10, 9], [32, 32, 3, 3], [1, 1], [1, 1]),
         ] {
             let x = Tensor::<4>::random(x_shape, Distribution::Default, &device).require_grad();
             let w = Tensor::<4>::random(w_shape, Distribution::Default, &device).require_grad();
@@ -888,6 +973,45 @@ mod tests {
                     "d{name} differs by {d} (of {scale}) for {x_shape:?} stride {s:?}"
                 );
             }
+        }
+    }
+
+    /// F(2x2, 3x3) against burn's convolution at every padding it takes, on even and odd
+    /// sides, with channel counts that are not multiples of anything.
+    #[test]
+    fn winograd_matches_burns_conv() {
+        let device = Device::flex();
+        for (x_shape, o, p) in [
+            ([2, 3, 8, 8], 5, [1, 1]),
+            ([3, 2, 7, 9], 4, [1, 1]),
+            ([2, 3, 7, 6], 5, [0, 0]),
+            ([1, 2, 5, 4], 3, [2, 2]),
+            ([2, 5, 3, 3], 2, [0, 1]),
+        ] {
+            let x = Tensor::<4>::random(x_shape, Distribution::Default, &device);
+            let w = Tensor::<4>::random([o, x_shape[1], 3, 3], Distribution::Default, &device);
+            let b = Tensor::<1>::random([o], Distribution::Default, &device);
+            let want = burn::tensor::module::conv2d(
+                x.clone(),
+                w.clone(),
+                Some(b.clone()),
+                options([1, 1], p),
+            );
+            let g = Geometry::new(&x.shape(), &w.shape(), p, [1, 1]);
+            let vals = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            let bv = b.into_data().try_to_vec::<f32>().unwrap();
+            let got = forward_f32(&vals(x), &vals(w), &bv, &g, Lowering::Winograd);
+            let want = vals(want);
+            assert_eq!(got.len(), want.len(), "{x_shape:?} p {p:?}");
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                d <= 1e-5 * scale,
+                "{x_shape:?} p {p:?}: differs by {d} of {scale}"
+            );
         }
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod gemm;
 pub mod max_pool;
 pub mod packed_gemm;
 pub mod select;
+mod winograd;
 
 pub use batch_norm::batch_norm_layer;
 pub use conv::{conv2d_im2col, conv2d_layer, conv2d_s1};

@@ -78,6 +78,16 @@ impl PackedB {
         }
     }
 
+    /// The panels, for writers that place values themselves (at [`packed_offset`]).
+    pub(crate) fn panels_mut(&mut self) -> &mut [f32] {
+        &mut self.panels
+    }
+
+    /// The matrix's `(k, n)`.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
     /// Sets row `kk` of `B` to `row` (`n` values): each run of 16 goes to its panel.
     pub fn set_row(&mut self, kk: usize, row: &[f32]) {
         assert!(
@@ -103,6 +113,12 @@ impl PackedB {
             self.panels[at..at + tail.len()].copy_from_slice(tail);
         }
     }
+}
+
+/// Where `B[kk, j]` of a packed `B` with `k` rows sits in its panels.
+#[inline(always)]
+pub(crate) fn packed_offset(k: usize, kk: usize, j: usize) -> usize {
+    (j / NR) * k * NR + kk * NR + j % NR
 }
 
 /// `C[m × n] (row stride ldc) = (accumulate ? C : 0) + A[m × k] (row stride lda) · B`.

@@ -122,7 +122,7 @@ pub fn isa() -> Isa {
     detected_isa().min(limit)
 }
 
-/// How a stride-1 convolution (`super::conv`) is lowered to matrix products.
+/// How a convolution (`super::conv`) is lowered to matrix products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvPath {
     /// Chosen by shape, per convolution (the default): see `super::conv`'s module docs.
@@ -135,9 +135,13 @@ pub enum ConvPath {
     /// im2col and the `gemm` crate, image by image, the input gradient as `Wᵀ·∂L/∂y` then
     /// col2im.
     Gemm,
+    /// Winograd's F(2x2, 3x3) for every 3x3 stride-1 convolution, forward and (as the
+    /// convolution with the flipped weights) input gradient; the choice by shape for the others.
+    /// Kept to compare with the other lowerings.
+    Winograd,
 }
 
-/// 0: Auto, 1: Packed, 2: Gemm.
+/// 0: Auto, 1: Packed, 2: Gemm, 3: Winograd.
 static CONV_PATH: AtomicU8 = AtomicU8::new(0);
 
 /// Forces the convolution's lowering for every convolution from now on (`ConvPath::Auto`
@@ -151,6 +155,7 @@ pub fn conv_path() -> ConvPath {
     match CONV_PATH.load(Ordering::Relaxed) {
         1 => ConvPath::Packed,
         2 => ConvPath::Gemm,
+        3 => ConvPath::Winograd,
         _ => ConvPath::Auto,
     }
 }
