@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs examples/conv_paths (see bench/conv_paths.sh), prints a table and writes
-bench/results/conv_paths-DATE.json. One process: per shape, rounds interleave the four paths;
+bench/results/conv_paths-DATE.json. One process: per shape, rounds interleave the paths (`winograd`: F(2x2, 3x3) forced where
+the convolution is 3x3 with stride 1, the choice by shape elsewhere);
 each figure is the median milliseconds over rounds (each round: the median of several runs)."""
 import json
 import os
@@ -13,7 +14,7 @@ import results  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("DEEPNET_CONV_PATHS",
                      os.path.join(ROOT, "target", "release", "examples", "conv_paths"))
-PATHS = ["packed", "gemm", "auto", "burn"]
+PATHS = ["packed", "gemm", "winograd", "auto", "burn"]
 
 
 def main():

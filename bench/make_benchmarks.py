@@ -116,13 +116,18 @@ def speed_gate(r):
 
 
 def conv_paths(r):
-    paths = ["packed", "gemm", "auto", "burn"]
-    out = ("| convolution (ms, median) | packed | gemm | auto (by shape) | burn's conv |\n"
-           "|---|---|---|---|---|\n")
+    # Files before the Winograd lowering have no `winograd` column.
+    paths = [p for p in ["packed", "gemm", "winograd", "auto", "burn"] if p in r["rounds"][0]]
+    names = {"packed": "packed", "gemm": "gemm", "winograd": "winograd (3x3/1 only)",
+             "auto": "auto (by shape)", "burn": "burn's conv"}
+    out = ("| convolution (ms, median) | " + " | ".join(names[p] for p in paths) + " |\n"
+           + "|---" * (len(paths) + 1) + "|\n")
+    ours = [p for p in paths if p != "burn"]
     for row in r["rounds"]:
-        best = min(row[p] for p in paths[:3])
+        best = min(row[p] for p in ours)
         out += f"| {row['shape']} | " + " | ".join(
-            f"**{row[p]:.2f}**" if row[p] == best else f"{row[p]:.2f}" for p in paths) + " |\n"
+            f"**{row[p]:.2f}**" if row[p] == best and p != "burn" else f"{row[p]:.2f}"
+            for p in paths) + " |\n"
     return out
 
 

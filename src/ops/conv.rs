@@ -275,9 +275,18 @@ fn col2im(cols: &[f32], g: &Geometry, img: &mut [f32]) {
                     };
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
                     let start = g.s[1] * lo + kx - g.p[1];
-                    let targets = dst[start..].iter_mut().step_by(g.s[1]);
-                    for (d, s) in targets.zip(&src[oy * ow + lo..oy * ow + hi]) {
-                        *d += s;
+                    let src = &src[oy * ow + lo..oy * ow + hi];
+                    if g.s[1] == 1 {
+                        // Contiguous: a plain zip vectorises (a `step_by(1)` one did not, and
+                        // LeNet-5's conv2 backward slowed by a third).
+                        for (d, s) in dst[start..start + src.len()].iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    } else {
+                        let targets = dst[start..].iter_mut().step_by(g.s[1]);
+                        for (d, s) in targets.zip(src) {
+                            *d += s;
+                        }
                     }
                 }
             }
