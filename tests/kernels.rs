@@ -14,8 +14,8 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use deepnet::ops::{
-    batch_norm_layer, conv2d_s1, detected_isa, max_pool2x2, set_conv_path, set_isa_limit,
-    set_reference_ops, ConvPath, Isa,
+    batch_norm_layer, conv2d_im2col, detected_isa, max_pool2d_window, max_pool2x2, set_conv_path,
+    set_isa_limit, set_reference_ops, ConvPath, Isa, PoolRounding, PoolWindow,
 };
 use deepnet::recurrent::{GruConfig, GruReset, Implementation, LstmConfig, RnnConfig};
 
@@ -72,35 +72,51 @@ fn assert_close<const D: usize>(what: &str, a: Tensor<D>, b: Tensor<D>, tol: f32
     );
 }
 
-/// `(x [N, C, H, W], weight [O, C, K, K], padding)`: LeNet-5's three convolutions (the
+/// `(x [N, C, H, W], weight [O, C, K, K], padding, stride)`: LeNet-5's three convolutions (the
 /// dense 1x1-output one included), ResNet-like 3x3s with and without enough images for
-/// every thread, odd sizes, and a padding above `K - 1` (col2im only).
-const CONVS: &[([usize; 4], [usize; 4], usize)] = &[
-    ([4, 1, 28, 28], [6, 1, 5, 5], 2),
-    ([4, 6, 14, 14], [16, 6, 5, 5], 0),
-    ([3, 16, 5, 5], [120, 16, 5, 5], 0),
-    ([5, 16, 9, 9], [24, 16, 3, 3], 1),
-    ([1, 32, 7, 7], [40, 32, 3, 3], 1),
-    ([2, 3, 7, 9], [13, 3, 3, 2], 1),
-    ([2, 2, 4, 4], [3, 2, 2, 2], 2),
+/// every thread, odd sizes, a padding above `K - 1` (col2im only), 64-channel 3x3s for
+/// Winograd's F(2x2, 3x3) (with more images than threads, and one image: its 16 products split
+/// over the threads), and strided ones (ResNet's 7x7/2 stem, 3x3/2 and 1x1/2).
+const CONVS: &[([usize; 4], [usize; 4], usize, usize)] = &[
+    ([4, 1, 28, 28], [6, 1, 5, 5], 2, 1),
+    ([4, 6, 14, 14], [16, 6, 5, 5], 0, 1),
+    ([3, 16, 5, 5], [120, 16, 5, 5], 0, 1),
+    ([5, 16, 9, 9], [24, 16, 3, 3], 1, 1),
+    ([1, 32, 7, 7], [40, 32, 3, 3], 1, 1),
+    ([2, 3, 7, 9], [13, 3, 3, 2], 1, 1),
+    ([2, 2, 4, 4], [3, 2, 2, 2], 2, 1),
+    ([4, 64, 10, 9], [64, 64, 3, 3], 1, 1),
+    ([1, 64, 16, 15], [64, 64, 3, 3], 1, 1),
+    ([2, 3, 30, 30], [16, 3, 7, 7], 3, 2),
+    ([3, 8, 24, 23], [16, 8, 3, 3], 1, 2),
+    ([3, 8, 9, 9], [16, 8, 1, 1], 0, 2),
+];
+
+/// Every lowering the tests force (Winograd only where the convolution is 3x3/1; the choice by
+/// shape elsewhere).
+const LOWERINGS: [ConvPath; 4] = [
+    ConvPath::Auto,
+    ConvPath::Packed,
+    ConvPath::Gemm,
+    ConvPath::Winograd,
 ];
 
 #[test]
 fn convolution_matches_burn_on_every_path() {
     let device = Device::flex().autodiff();
     on_every_path("conv", |path| {
-        for &(xs, ws, p) in CONVS {
+        for &(xs, ws, p, st) in CONVS {
             let x = Tensor::<4>::random(xs, Distribution::Default, &device).require_grad();
             let w = Tensor::<4>::random(ws, Distribution::Default, &device).require_grad();
             let b = Tensor::<1>::random([ws[0]], Distribution::Default, &device).require_grad();
-            let options = ConvOptions::new([1, 1], [p, p], [1, 1], 1);
+            let options = ConvOptions::new([st, st], [p, p], [1, 1], 1);
             let want = conv2d(x.clone(), w.clone(), Some(b.clone()), options);
             let r = Tensor::<4>::random(want.dims(), Distribution::Default, &device);
             let g_want = (want.clone() * r.clone()).sum().backward();
-            for lowering in [ConvPath::Auto, ConvPath::Packed, ConvPath::Gemm] {
+            for lowering in LOWERINGS {
                 set_conv_path(lowering);
-                let what = format!("{path}, {lowering:?}, x {xs:?}, w {ws:?}, p {p}");
-                let got = conv2d_s1(x.clone(), w.clone(), b.clone(), [p, p]);
+                let what = format!("{path}, {lowering:?}, x {xs:?}, w {ws:?}, p {p}, s {st}");
+                let got = conv2d_im2col(x.clone(), w.clone(), b.clone(), [st, st], [p, p]);
                 let g = (got.clone() * r.clone()).sum().backward();
                 assert_close(&format!("{what}: y"), got, want.clone(), 1e-5);
                 let grad = |t: &Tensor<4>, g| t.grad(g).expect("a gradient");
@@ -133,16 +149,16 @@ fn inference_convolution_matches_burn_on_every_path() {
     // more channels than threads).
     let device = Device::flex();
     on_every_path("conv inference", |path| {
-        for &(xs, ws, p) in CONVS {
+        for &(xs, ws, p, st) in CONVS {
             let x = Tensor::<4>::random(xs, Distribution::Default, &device);
             let w = Tensor::<4>::random(ws, Distribution::Default, &device);
             let b = Tensor::<1>::random([ws[0]], Distribution::Default, &device);
-            let options = ConvOptions::new([1, 1], [p, p], [1, 1], 1);
+            let options = ConvOptions::new([st, st], [p, p], [1, 1], 1);
             let want = conv2d(x.clone(), w.clone(), Some(b.clone()), options);
-            for lowering in [ConvPath::Auto, ConvPath::Packed, ConvPath::Gemm] {
+            for lowering in LOWERINGS {
                 set_conv_path(lowering);
-                let got = conv2d_s1(x.clone(), w.clone(), b.clone(), [p, p]);
-                let what = format!("{path}, {lowering:?}, x {xs:?}, w {ws:?}");
+                let got = conv2d_im2col(x.clone(), w.clone(), b.clone(), [st, st], [p, p]);
+                let what = format!("{path}, {lowering:?}, x {xs:?}, w {ws:?}, s {st}");
                 assert_close(&what, got, want.clone(), 1e-5);
             }
         }
@@ -164,6 +180,29 @@ fn pooling_and_batch_norm_match_burn_on_every_split() {
         let g = (max_pool2x2(x.clone()) * r).sum().backward();
         let dx_want = x.grad(&g).expect("a gradient");
         assert_close(&format!("{path}: max-pool dx"), dx, dx_want, 1e-6);
+
+        // ResNet's 3x3/2 window with padding, and GoogLeNet's ceil mode.
+        for rounding in [PoolRounding::Floor, PoolRounding::Ceil] {
+            let window = PoolWindow {
+                kernel: [3, 3],
+                stride: [2, 2],
+                padding: [1, 1],
+                rounding,
+            };
+            let mut out = Vec::new();
+            for reference in [false, true] {
+                set_reference_ops(reference);
+                let y = max_pool2d_window(x.clone(), window);
+                let r = Tensor::<4>::ones(y.dims(), &device);
+                let g = (y.clone() * r).sum().backward();
+                out.push((y, x.grad(&g).expect("a gradient")));
+            }
+            set_reference_ops(false);
+            let (want, got) = (out.pop().expect("two"), out.pop().expect("two"));
+            let what = format!("{path}: max-pool 3x3/2 {rounding:?}");
+            assert_close(&format!("{what} y"), got.0, want.0, 0.0);
+            assert_close(&format!("{what} dx"), got.1, want.1, 1e-6);
+        }
 
         let r = Tensor::<4>::random([14, 5, 9, 8], Distribution::Default, &device);
         let mut out = Vec::new();

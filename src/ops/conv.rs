@@ -37,7 +37,7 @@
 //!   7x7 maps (ResNet's last stage) too: 49 columns fill the 32-wide tiles by 77%.
 //!
 //! - 3x3 stride-1 convolutions with 64 channels or more in and out, and at least 64 2x2 output
-//!   tiles in the batch: Winograd's F(2x2, 3x3) ([`super::winograd`]), forward and input
+//!   tiles in the batch: Winograd's F(2x2, 3x3) (`ops/winograd.rs`), forward and input
 //!   gradient (2.25x fewer multiplies; ResNet-18's layer1 at batch 16: 22 against 34 ms on the
 //!   packed kernel). With 32 channels or 16 tiles (ResNet-20's second stage, ResNet-18's last
 //!   at batch 1) its transforms cost more than it saves, and it is not used;
