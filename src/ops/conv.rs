@@ -893,15 +893,7 @@ pub fn conv2d_s1(
 /// missing bias is a zero one), and through the layer's own forward otherwise. The layer keeps
 /// its parameters and names, so checkpoints do not change.
 pub fn conv2d_layer(layer: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
-    use burn::nn::PaddingConfig2d;
-    let padding = match layer.padding {
-        PaddingConfig2d::Valid => Some([0, 0]),
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            Some([top, left])
-        }
-        _ => None,
-    };
-    match padding {
+    match super::symmetric_padding(&layer.padding) {
         Some(padding) if layer.dilation == [1, 1] && layer.groups == 1 => {
             let weight = layer.weight.val();
             let bias = match &layer.bias {

@@ -545,14 +545,7 @@ pub fn max_pool2d_window(x: Tensor<4>, window: PoolWindow) -> Tensor<4> {
 /// through [`max_pool2x2`], others through [`max_pool2d_window`]; through the layer's own
 /// forward otherwise.
 pub fn max_pool2d_layer(layer: &burn::nn::pool::MaxPool2d, x: Tensor<4>) -> Tensor<4> {
-    use burn::nn::PaddingConfig2d;
-    let padding = match layer.padding {
-        PaddingConfig2d::Valid => Some([0, 0]),
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            Some([top, left])
-        }
-        _ => None,
-    };
+    let padding = super::symmetric_padding(&layer.padding);
     let Some(padding) = padding.filter(|_| layer.dilation == [1, 1]) else {
         return layer.forward(x);
     };

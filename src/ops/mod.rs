@@ -19,6 +19,19 @@ pub use select::{
     ConvPath, Isa,
 };
 
+/// A burn layer's padding as `[vertical, horizontal]` when it is symmetric (what deepnet's conv
+/// and pool kernels take), `None` otherwise (`Same` with an even kernel, uneven explicit sides).
+pub(crate) fn symmetric_padding(padding: &burn::nn::PaddingConfig2d) -> Option<[usize; 2]> {
+    use burn::nn::PaddingConfig2d;
+    match *padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    }
+}
+
 /// Whether `device` (or the device an autodiff device wraps) is burn's Flex CPU backend, the
 /// one deepnet's own ops are written for.
 pub(crate) fn is_flex(device: &burn::tensor::Device) -> bool {
