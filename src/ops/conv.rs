@@ -939,7 +939,7 @@ mod tests {
             ([1, 4, 11, 11], [12, 4, 3, 3], [1, 1], [2, 2]),
             // Channels and tiles enough for Winograd's F(2x2, 3x3), forward and input gradient,
             // on odd sides.
-            ([4, 32, 10, 9], [32, 32, 3, 3], [1, 1], [1, 1]),
+            ([4, 64, 10, 9], [64, 64, 3, 3], [1, 1], [1, 1]),
         ] {
             let x = Tensor::<4>::random(x_shape, Distribution::Default, &device).require_grad();
             let w = Tensor::<4>::random(w_shape, Distribution::Default, &device).require_grad();
