@@ -7,7 +7,11 @@
 //! than any convolution, and in ResNet-18 inference at batch 16 its 3x3/2 pool after the stem
 //! took 10%, more than every stride-2 convolution together. For the fixed 2x2/2 window the work
 //! is four loads and three compares per output; other windows clip each window's rows and
-//! columns to the image once and scan them; both plane by plane in parallel.
+//! columns to the image once and scan them; both plane by plane in parallel. In inference (no
+//! autodiff) no arg-max is kept, and other windows take a separable pass (the window's rows,
+//! then its columns read by phase of the stride, every loop contiguous) compiled for the CPU's
+//! widest vectors: ResNet-18's 3x3/2 pool went from 11% of its inference at batch 16 to about
+//! 1.5%.
 //!
 //! `y[b, c, i, j] = max_{(u, v) ∈ window(i, j)} x[b, c, u, v]` over the window's cells inside the
 //! image (padding never wins), and the gradient flows to the arg-max of each window only:
@@ -353,6 +357,7 @@ fn window_backend_backward<B: Backend>(
 /// The loops run over the window's cells outside and the output row's columns inside, so each
 /// column's running maximum is its own dependency chain: one window at a time chains a compare
 /// and a select per cell, and ResNet-18's 3x3/2 pool ran 3x slower that way.
+#[inline(always)]
 fn pool_plane(
     plane: &[f32],
     [h, w]: [usize; 2],
@@ -405,7 +410,118 @@ fn pool_plane(
     }
 }
 
+/// The larger of the running maximum `m` and a cell `v`, a NaN winning (PyTorch's
+/// `val > max || isnan(val)`).
+#[inline(always)]
+fn nan_max(m: f32, v: f32) -> f32 {
+    if v > m || v.is_nan() {
+        v
+    } else {
+        m
+    }
+}
+
+/// Per-task buffers of [`pool_plane_values`].
+struct PoolScratch {
+    /// The window rows' maximum of one output row, on the padded width (`-inf` in the padding).
+    rows_max: Vec<f32>,
+    /// `rows_max` split by column phase modulo the stride: `phases[r · len + m] =
+    /// rows_max[s·m + r]`.
+    phases: Vec<f32>,
+}
+
+/// One plane's max-pool, values only (inference: no arg-max kept). Separable: per output row,
+/// the maximum over the window's rows (contiguous), then over the window's columns, read from
+/// the row split by column phase so that every loop is contiguous and vectorizes; for a 3x3/2
+/// window that is 3 row passes and 3 short column passes where the window-by-window scan reads
+/// 9 strided cells per output.
+#[inline(always)]
+fn pool_plane_values(
+    plane: &[f32],
+    [h, w]: [usize; 2],
+    window: &PoolWindow,
+    ow: usize,
+    out: &mut [f32],
+    scratch: &mut PoolScratch,
+) {
+    if ow == 0 {
+        return;
+    }
+    let (k, s, p) = (window.kernel[1], window.stride[1].max(1), window.padding[1]);
+    // Padded columns: every window's (s·j .. s·j + k) and the input's (p .. p + w), then whole
+    // phases.
+    let len = (ow + (k - 1) / s + 1).max((p + w).div_ceil(s));
+    let rows_max = &mut scratch.rows_max;
+    rows_max.clear();
+    rows_max.resize(s * len, f32::NEG_INFINITY);
+    scratch.phases.resize(s * len, f32::NEG_INFINITY);
+    for (i, out) in out.chunks_mut(ow).enumerate() {
+        let (y0, y1) = window.cells(i, h, 0);
+        let inner = &mut rows_max[p..p + w];
+        if y0 == y1 {
+            inner.fill(f32::NEG_INFINITY);
+        } else {
+            inner.copy_from_slice(&plane[y0 * w..(y0 + 1) * w]);
+            for u in y0 + 1..y1 {
+                for (m, &v) in inner.iter_mut().zip(&plane[u * w..(u + 1) * w]) {
+                    *m = nan_max(*m, v);
+                }
+            }
+        }
+        let cols: &[f32] = if s == 1 {
+            rows_max
+        } else {
+            for (m, cells) in rows_max.chunks_exact(s).enumerate() {
+                for (r, &v) in cells.iter().enumerate() {
+                    scratch.phases[r * len + m] = v;
+                }
+            }
+            &scratch.phases
+        };
+        out.fill(f32::NEG_INFINITY);
+        for kx in 0..k {
+            // Column s·j + kx of the padded row is phase kx % s, position j + kx / s.
+            let phase = &cols[(kx % s) * len + kx / s..][..ow];
+            for (o, &v) in out.iter_mut().zip(phase) {
+                *o = nan_max(*o, v);
+            }
+        }
+    }
+}
+
 impl MaxPool2dOps for Flex {
+    /// Values only: no arg-max to keep, so the separable [`pool_plane_values`].
+    fn max_pool2d_window(x: FloatTensor<Self>, window: PoolWindow) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3]);
+        if x.dtype() != DType::F32 {
+            return Self::max_pool2d_window_with_indices(x, window).0;
+        }
+        let (oh, ow) = (window.out_len(h, 0), window.out_len(w, 1));
+        let x = x.to_contiguous();
+        let input: &[f32] = x.as_slice().expect("contiguous f32");
+        let mut out = vec![0f32; planes * oh * ow];
+        if oh * ow > 0 {
+            out.par_chunks_mut(oh * ow * PLANES_PER_TASK)
+                .enumerate()
+                .for_each(|(t, out)| {
+                    let mut scratch = PoolScratch {
+                        rows_max: Vec::new(),
+                        phases: Vec::new(),
+                    };
+                    super::select::vectorized(|| {
+                        for (q, out) in out.chunks_mut(oh * ow).enumerate() {
+                            let p = t * PLANES_PER_TASK + q;
+                            let plane = &input[p * h * w..(p + 1) * h * w];
+                            pool_plane_values(plane, [h, w], &window, ow, out, &mut scratch);
+                        }
+                    })
+                });
+        }
+        let out_shape = Shape::from(vec![shape[0], shape[1], oh, ow]);
+        FlexTensor::from_data(TensorData::new(out, out_shape))
+    }
+
     fn max_pool2d_window_with_indices(
         x: FloatTensor<Self>,
         window: PoolWindow,
@@ -429,15 +545,17 @@ impl MaxPool2dOps for Flex {
                 .zip(arg.par_chunks_mut(oh * ow * PLANES_PER_TASK))
                 .enumerate()
                 .for_each(|(t, (out, arg))| {
-                    for (q, (out, arg)) in out
-                        .chunks_mut(oh * ow)
-                        .zip(arg.chunks_mut(oh * ow))
-                        .enumerate()
-                    {
-                        let p = t * PLANES_PER_TASK + q;
-                        let plane = &input[p * h * w..(p + 1) * h * w];
-                        pool_plane(plane, [h, w], &window, &columns, out, arg);
-                    }
+                    super::select::vectorized(|| {
+                        for (q, (out, arg)) in out
+                            .chunks_mut(oh * ow)
+                            .zip(arg.chunks_mut(oh * ow))
+                            .enumerate()
+                        {
+                            let p = t * PLANES_PER_TASK + q;
+                            let plane = &input[p * h * w..(p + 1) * h * w];
+                            pool_plane(plane, [h, w], &window, &columns, out, arg);
+                        }
+                    })
                 });
         }
         let out_shape = Shape::from(vec![shape[0], shape[1], oh, ow]);
@@ -506,14 +624,16 @@ impl<B: Backend + MaxPool2dOps, C: CheckpointStrategy> MaxPool2dOps for Autodiff
 
         let guard = x.node();
         let x = x.into_primitive();
-        let (out, indices) = B::max_pool2d_window_with_indices(x.clone(), window);
         match MaxPool2dWindowBackward
             .prepare::<C>([guard])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish((x, window, indices), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
+            OpsKind::Tracked(prep) => {
+                let (out, indices) = B::max_pool2d_window_with_indices(x.clone(), window);
+                prep.finish((x, window, indices), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2d_window(x, window)),
         }
     }
 }
@@ -655,6 +775,54 @@ mod tests {
                 d < 1e-6,
                 "gradient differs by {d} for {shape:?} {k:?}/{s:?}"
             );
+        }
+    }
+
+    /// Inference (no autodiff: the values-only kernel) against burn's layer on the same
+    /// windows, with NaNs, infinities and equal values in the input.
+    #[test]
+    fn windows_match_burns_forward_without_autodiff() {
+        let device = Device::flex();
+        for (shape, k, s, p, ceil) in [
+            ([2, 3, 16, 16], [3, 3], [2, 2], [1, 1], false),
+            ([2, 3, 17, 15], [3, 3], [2, 2], [1, 1], false),
+            ([2, 3, 9, 9], [1, 1], [2, 2], [0, 0], false),
+            ([2, 2, 13, 13], [3, 3], [2, 2], [0, 0], false),
+            ([2, 2, 14, 15], [3, 3], [2, 2], [0, 0], true),
+            ([1, 2, 7, 7], [3, 3], [1, 1], [1, 1], true),
+            ([2, 2, 10, 11], [2, 3], [1, 2], [1, 1], false),
+            ([2, 2, 7, 9], [2, 2], [2, 2], [0, 0], true),
+            ([1, 2, 23, 31], [5, 4], [3, 3], [2, 1], true),
+            ([1, 2, 1, 1], [3, 3], [2, 2], [0, 0], true),
+            ([1, 2, 2, 2], [3, 3], [2, 2], [0, 0], true),
+        ] {
+            let layer = MaxPool2dConfig::new(k)
+                .with_strides(s)
+                .with_padding(burn::nn::PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+                .with_ceil_mode(ceil)
+                .init();
+            let n: usize = shape.iter().product();
+            // Rounded values (many ties), a NaN and infinities.
+            let mut v: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 4.0)
+                .collect();
+            v[n / 3] = f32::NAN;
+            v[n / 2] = f32::INFINITY;
+            v[n - 1] = f32::NEG_INFINITY;
+            let x = Tensor::<4>::from_data(TensorData::new(v, shape), &device);
+            let fast = max_pool2d_layer(&layer, x.clone()).into_data();
+            let slow = layer.forward(x).into_data();
+            assert_eq!(fast.shape(), slow.shape(), "{shape:?} {k:?}/{s:?}");
+            let (a, b) = (
+                fast.as_slice::<f32>().unwrap(),
+                slow.as_slice::<f32>().unwrap(),
+            );
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    x == y || (x.is_nan() && y.is_nan()),
+                    "{shape:?} {k:?}/{s:?} ceil {ceil}: output {i} is {x}, burn's {y}"
+                );
+            }
         }
     }
 

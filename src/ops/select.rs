@@ -122,6 +122,47 @@ pub fn isa() -> Isa {
     detected_isa().min(limit)
 }
 
+/// Runs `f` compiled for the widest instruction set [`isa`] allows now: plain loops written for
+/// the compiler to vectorize (the transforms of the Winograd lowering, the max-pool) get AVX2 or
+/// AVX-512 registers, where the crate itself is built for baseline x86-64 (SSE2) and so runs
+/// them 4 lanes wide. `f` is inlined into a copy of this function per instruction set; what it
+/// calls must be `#[inline]` to be compiled with it. Call it inside each parallel task (rayon's
+/// worker threads run their closures outside it).
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        // SAFETY: isa() never exceeds what the CPU reports (detected_isa), so the features
+        // these copies are compiled for are present.
+        Isa::Avx512 => return unsafe { with_avx512(f) },
+        Isa::Avx2 => return unsafe { with_avx2(f) },
+        Isa::Portable => {}
+    }
+    f()
+}
+
+/// `f` compiled with AVX-512F (every AVX-512 CPU also has AVX2 and FMA).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// `f` compiled with AVX2 and FMA.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// How a convolution (`super::conv`) is lowered to matrix products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvPath {
