@@ -9,13 +9,15 @@
 
 use std::sync::Mutex;
 
-use burn::nn::BatchNormConfig;
+use burn::module::{Param, RunningState};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use deepnet::ops::{
-    batch_norm_layer, conv2d_im2col, detected_isa, max_pool2d_window, max_pool2x2, set_conv_path,
-    set_isa_limit, set_reference_ops, ConvPath, Isa, PoolRounding, PoolWindow,
+    add_relu, batch_norm_layer, batch_norm_relu_layer, conv2d_im2col, detected_isa,
+    max_pool2d_window, max_pool2x2, set_conv_path, set_isa_limit, set_reference_ops, ConvPath, Isa,
+    PoolRounding, PoolWindow,
 };
 use deepnet::recurrent::{GruConfig, GruReset, Implementation, LstmConfig, RnnConfig};
 
@@ -216,6 +218,63 @@ fn pooling_and_batch_norm_match_burn_on_every_split() {
         let (want, got) = (out.pop().expect("two"), out.pop().expect("two"));
         assert_close(&format!("{path}: batch norm y"), got.0, want.0, 1e-4);
         assert_close(&format!("{path}: batch norm dx"), got.1, want.1, 1e-4);
+    });
+}
+
+#[test]
+fn inference_pooling_batch_norm_and_residual_match_burn_on_every_path() {
+    // Without autodiff: the values-only max-pool, the one-pass batch norm (+ ReLU) and the
+    // residual join, each against burn's ops (reference ops on) on the same input.
+    let device = Device::flex();
+    let c = 5;
+    let bn = BatchNorm {
+        gamma: Param::from_tensor(Tensor::random(
+            [c],
+            Distribution::Uniform(0.5, 1.5),
+            &device,
+        )),
+        beta: Param::from_tensor(Tensor::random([c], Distribution::Default, &device)),
+        running_mean: RunningState::new(Tensor::random([c], Distribution::Default, &device)),
+        running_var: RunningState::new(Tensor::random(
+            [c],
+            Distribution::Uniform(0.5, 2.0),
+            &device,
+        )),
+        ..BatchNormConfig::new(c).init(&device)
+    };
+    on_every_path("inference pool, batch norm, residual", |path| {
+        // 70 planes of odd sizes: more than one task of 64 planes.
+        let x = Tensor::<4>::random([14, c, 23, 17], Distribution::Normal(0.0, 2.0), &device);
+        let shortcut = Tensor::<4>::random([14, c, 23, 17], Distribution::Default, &device);
+        let run = |reference: bool| {
+            set_reference_ops(reference);
+            let mut ys = Vec::new();
+            for rounding in [PoolRounding::Floor, PoolRounding::Ceil] {
+                let window = PoolWindow {
+                    kernel: [3, 3],
+                    stride: [2, 2],
+                    padding: [1, 1],
+                    rounding,
+                };
+                ys.push(max_pool2d_window(x.clone(), window));
+            }
+            ys.push(batch_norm_layer(&bn, x.clone()));
+            ys.push(batch_norm_relu_layer(&bn, x.clone()));
+            ys.push(add_relu(x.clone(), shortcut.clone()));
+            set_reference_ops(false);
+            ys
+        };
+        let (got, want) = (run(false), run(true));
+        let names = [
+            "max-pool floor",
+            "max-pool ceil",
+            "batch norm",
+            "batch norm + relu",
+            "add + relu",
+        ];
+        for ((name, got), want) in names.iter().zip(got).zip(want) {
+            assert_close(&format!("{path}: {name}"), got, want, 1e-5);
+        }
     });
 }
 

@@ -21,7 +21,7 @@ use burn::tensor::activation::relu;
 
 use super::blocks::{bn, conv, linear, max_pool};
 use super::summary::Trace;
-use crate::ops::{batch_norm_layer, max_pool2d_layer};
+use crate::ops::{batch_norm_relu_layer, max_pool2d_layer};
 
 /// Convolution (no bias), batch norm (ε = 0.001), ReLU: torchvision's `BasicConv2d`.
 #[derive(Module, Debug)]
@@ -43,7 +43,7 @@ impl BasicConv2d {
     fn forward(&self, x: Tensor<4>, trace: &mut Trace, name: &str) -> Tensor<4> {
         let y = crate::ops::conv2d_layer(&self.conv, x);
         trace.conv(&format!("{name}.conv"), &self.conv, &y);
-        let y = relu(batch_norm_layer(&self.bn, y));
+        let y = batch_norm_relu_layer(&self.bn, y);
         trace.bn(&format!("{name}.bn"), &self.bn, &y);
         y
     }

@@ -19,11 +19,12 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d};
 use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use super::blocks::{bn, conv, linear, max_pool};
 use super::summary::Trace;
-use crate::ops::{batch_norm_layer, conv2d_layer, max_pool2d_layer};
+use crate::ops::{
+    add_relu, batch_norm_layer, batch_norm_relu_layer, conv2d_layer, max_pool2d_layer,
+};
 
 /// The projection shortcut: 1×1 convolution with the block's stride, then batch norm.
 #[derive(Module, Debug)]
@@ -119,7 +120,7 @@ impl ResidualBlock for BasicBlock {
         let entry = trace.geometry();
         let y = conv2d_layer(&self.conv1, x.clone());
         trace.conv(&format!("{prefix}.conv1"), &self.conv1, &y);
-        let y = relu(batch_norm_layer(&self.bn1, y));
+        let y = batch_norm_relu_layer(&self.bn1, y);
         trace.bn(&format!("{prefix}.bn1"), &self.bn1, &y);
         let y = conv2d_layer(&self.conv2, y);
         trace.conv(&format!("{prefix}.conv2"), &self.conv2, &y);
@@ -140,7 +141,7 @@ impl ResidualBlock for BasicBlock {
             (None, None) => x,
         };
         trace.set_geometry(main.max(trace.geometry()));
-        relu(y + shortcut)
+        add_relu(y, shortcut)
     }
 }
 
@@ -179,11 +180,11 @@ impl ResidualBlock for Bottleneck {
         let entry = trace.geometry();
         let y = conv2d_layer(&self.conv1, x.clone());
         trace.conv(&format!("{prefix}.conv1"), &self.conv1, &y);
-        let y = relu(batch_norm_layer(&self.bn1, y));
+        let y = batch_norm_relu_layer(&self.bn1, y);
         trace.bn(&format!("{prefix}.bn1"), &self.bn1, &y);
         let y = conv2d_layer(&self.conv2, y);
         trace.conv(&format!("{prefix}.conv2"), &self.conv2, &y);
-        let y = relu(batch_norm_layer(&self.bn2, y));
+        let y = batch_norm_relu_layer(&self.bn2, y);
         trace.bn(&format!("{prefix}.bn2"), &self.bn2, &y);
         let y = conv2d_layer(&self.conv3, y);
         trace.conv(&format!("{prefix}.conv3"), &self.conv3, &y);
@@ -196,7 +197,7 @@ impl ResidualBlock for Bottleneck {
             None => x,
         };
         trace.set_geometry(main.max(trace.geometry()));
-        relu(y + shortcut)
+        add_relu(y, shortcut)
     }
 }
 
@@ -343,7 +344,7 @@ impl<B: ResidualBlock> ResNet<B> {
     pub fn forward_traced(&self, x: Tensor<4>, trace: &mut Trace) -> Tensor<2> {
         let x = conv2d_layer(&self.conv1, x);
         trace.conv("conv1", &self.conv1, &x);
-        let mut x = relu(batch_norm_layer(&self.bn1, x));
+        let mut x = batch_norm_relu_layer(&self.bn1, x);
         trace.bn("bn1", &self.bn1, &x);
         if let Some(pool) = &self.maxpool {
             x = max_pool2d_layer(pool, x);
