@@ -19,6 +19,8 @@ thread_local! {
 
 /// Columns per panel: two AVX registers of f32.
 const NR: usize = 16;
+/// [`NR`], for writers that place runs of a row into the panels themselves.
+pub(crate) const PANEL_WIDTH: usize = NR;
 /// Rows of `C` per micro-kernel call.
 const MR: usize = 6;
 /// Depth of one pass over the panels (k-blocking for L1).
