@@ -5,10 +5,12 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub(crate) mod fast_math;
 pub(crate) mod gemm;
 pub mod max_pool;
 pub mod packed_gemm;
 pub mod residual;
+pub mod scaled_tanh;
 pub mod select;
 mod winograd;
 
@@ -16,6 +18,7 @@ pub use batch_norm::{batch_norm_layer, batch_norm_relu_layer};
 pub use conv::{conv2d_im2col, conv2d_layer, conv2d_s1};
 pub use max_pool::{max_pool2d_layer, max_pool2d_window, max_pool2x2, PoolRounding, PoolWindow};
 pub use residual::add_relu;
+pub use scaled_tanh::scaled_tanh;
 pub use select::{
     conv_path, detected_isa, isa, reference_ops, set_conv_path, set_isa_limit, set_reference_ops,
     ConvPath, Isa,

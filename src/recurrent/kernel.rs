@@ -29,8 +29,10 @@
 use rayon::prelude::*;
 
 use super::CellKind;
+use crate::ops::fast_math::{sigmoid, tanh};
 use crate::ops::gemm::{matmul, Mat};
 use crate::ops::packed_gemm::{gemm_packed, PackedB};
+use crate::ops::select::vectorized;
 
 /// Sizes and options of one kernel call.
 #[derive(Debug, Clone)]
@@ -98,43 +100,6 @@ pub(crate) struct Grads {
 // ---------------------------------------------------------------------------------------------
 // Activations
 
-/// tanh as a rational function (Eigen's `generic_fast_tanh_float`): max error a few ulp on
-/// [-9, 9], exactly ±1 beyond. Branch-free, so loops over slices vectorise.
-#[inline(always)]
-fn tanh(x: f32) -> f32 {
-    const CLAMP: f32 = 7.905_311;
-    const A1: f32 = 4.893_524_6e-3;
-    const A3: f32 = 6.372_619_3e-4;
-    const A5: f32 = 1.485_722_4e-5;
-    const A7: f32 = 5.122_297e-8;
-    const A9: f32 = -8.604_672e-11;
-    const A11: f32 = 2.000_188e-13;
-    const A13: f32 = -2.760_768_5e-16;
-    const B0: f32 = 4.893_525e-3;
-    const B2: f32 = 2.268_434_6e-3;
-    const B4: f32 = 1.185_347_1e-4;
-    const B6: f32 = 1.198_258_4e-6;
-    let x = x.clamp(-CLAMP, CLAMP);
-    let x2 = x * x;
-    let p = x2 * A13 + A11;
-    let p = x2 * p + A9;
-    let p = x2 * p + A7;
-    let p = x2 * p + A5;
-    let p = x2 * p + A3;
-    let p = x2 * p + A1;
-    let p = x * p;
-    let q = x2 * B6 + B4;
-    let q = x2 * q + B2;
-    let q = x2 * q + B0;
-    p / q
-}
-
-/// σ(x) = ½·tanh(x/2) + ½.
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    0.5 * tanh(0.5 * x) + 0.5
-}
-
 #[inline(always)]
 fn tanh_in_place(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = tanh(*x));
@@ -145,36 +110,9 @@ fn sigmoid_in_place(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = sigmoid(*x));
 }
 
-/// Public for the tests and the reference comparison: the kernel's tanh.
-#[cfg(test)]
-pub(crate) fn fast_tanh(x: f32) -> f32 {
-    tanh(x)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Threads: the rows of a batch are independent sequences, so each thread runs the whole time
 // loop for its own rows; there is no synchronisation per step.
-
-/// Runs `f` compiled for AVX2+FMA when the CPU has them (the element-wise gate loops then run
-/// 8 lanes wide instead of SSE's 4), as is otherwise.
-#[inline(always)]
-fn with_simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        /// # Safety
-        ///
-        /// The CPU has AVX2 and FMA.
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if crate::ops::packed_gemm::avx2() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
-}
 
 /// Minimum rows per thread: below this, splitting costs more than it saves.
 const MIN_ROWS_PER_CHUNK: usize = 4;
@@ -306,7 +244,7 @@ pub(crate) fn forward(s: &Spec, inp: &Inputs<'_>, save: bool) -> (Vec<f32>, Vec<
         .collect();
     chunks
         .into_par_iter()
-        .for_each(|chunk| with_simd(|| forward_rows(s, inp, &xp, &weights, chunk, save)));
+        .for_each(|chunk| vectorized(|| forward_rows(s, inp, &xp, &weights, chunk, save)));
     (packed, ws)
 }
 
@@ -569,7 +507,7 @@ pub(crate) fn backward(
         .collect();
     chunks
         .into_par_iter()
-        .for_each(|chunk| with_simd(|| backward_rows(s, ws, dpacked, &weights, chunk)));
+        .for_each(|chunk| vectorized(|| backward_rows(s, ws, dpacked, &weights, chunk)));
 
     let dhp_all: &[f32] = if separate_dhp { &dhp } else { &dxp };
     // ∂L/∂X = dXP · W_ih   // [T·B, I]
@@ -780,21 +718,4 @@ fn backward_rows(
     }
     ch.dh0.copy_from_slice(&dh);
     ch.dc0.copy_from_slice(&dc);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_tanh_is_accurate() {
-        let mut worst = 0f32;
-        for k in -20_000..=20_000 {
-            let x = k as f32 * 1e-3;
-            worst = worst.max((fast_tanh(x) - x.tanh()).abs());
-        }
-        assert!(worst < 5e-7, "max error {worst}");
-        assert_eq!(fast_tanh(100.0), 1.0);
-        assert_eq!(fast_tanh(-100.0), -1.0);
-    }
 }

@@ -17,7 +17,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::relu;
 use burn::tensor::TensorData;
 
 use super::summary::Trace;
@@ -96,12 +96,9 @@ impl Lenet5 {
 
 /// The paper's squashing function `f(a) = A tanh(S a)` with `A = 1.7159`, `S = 2/3`
 /// (LeCun et al. 1998, Appendix A): `f(±1) = ±1`, and the second derivative is largest at ±1.
-pub fn scaled_tanh(x: Tensor<4>) -> Tensor<4> {
-    tanh(x.mul_scalar(2.0 / 3.0)).mul_scalar(1.7159)
-}
-
-fn scaled_tanh2(x: Tensor<2>) -> Tensor<2> {
-    tanh(x.mul_scalar(2.0 / 3.0)).mul_scalar(1.7159)
+/// One fused op on the CPU (`crate::ops::scaled_tanh`).
+pub fn scaled_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    crate::ops::scaled_tanh(x)
 }
 
 /// Table I of LeCun et al. 1998: for each of C3's 16 feature maps, the S2 maps it reads.
@@ -342,7 +339,7 @@ impl Lenet5Classic {
         let x = scaled_tanh(conv2d_layer(&self.c5, x)); // [batch, 120, 1, 1]
         trace.conv("c5", &self.c5, &x);
         let x = x.flatten::<2>(1, 3); // [batch, 120]
-        let x = scaled_tanh2(self.f6.forward(x)); // [batch, 84]
+        let x = scaled_tanh(self.f6.forward(x)); // [batch, 84]
         trace.linear("f6", &self.f6, &x);
         let logits = self.rbf(x); // [batch, classes]
         if trace.is_on() {
