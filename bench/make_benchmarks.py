@@ -132,7 +132,12 @@ def conv_paths(r):
 
 
 def loop_speed(r):
-    out = ("| workload | earlier loop (images/s) | task-general loop (images/s) | new / old, median (per round) |\n"
+    base = r.get("base_commit", "?")
+    # The first use of this benchmark compared the image-only loop (fec8f12) with the
+    # task-general one; later ones compare a kernel change with the commit before it.
+    labels = (("earlier loop", "task-general loop") if base == "fec8f12"
+              else (f"binary of `{base}`", "this binary"))
+    out = (f"| workload | {labels[0]} (images/s) | {labels[1]} (images/s) | new / old, median (per round) |\n"
            "|---|---|---|---|\n")
     for name, w in r["summary"].items():
         per = [x["ratio"] for x in r["rounds"] if x["workload"] == name]
@@ -165,8 +170,18 @@ def gpu_bench(r):
     return out
 
 
+def step_ab(r):
+    base = r.get("base_commit", "?")
+    out = (f"| workload | `{base}` ms (median) | current ms (median) | speed `{base}` / current, "
+           "median (per round) |\n|---|---|---|---|\n")
+    for name, w in r["summary"].items():
+        out += (f"| {name} | {w['median_base_ms']:.1f} | {w['median_current_ms']:.1f} | "
+                f"**{w['median_speed_ratio']:.2f}x** ({rounds(w['per_round'])}) |\n")
+    return out
+
+
 TABLES = {"gpu_bench": gpu_bench, "loop_speed": loop_speed, "conv_paths": conv_paths, "lenet5_train": lenet5_train, "cnn_bench": cnn_bench, "rnn_train": rnn_train,
-          "speed_gate": speed_gate, "char_lm_train": char_lm_train}
+          "speed_gate": speed_gate, "step_ab": step_ab, "char_lm_train": char_lm_train}
 
 
 def render(match):
