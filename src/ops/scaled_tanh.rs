@@ -5,8 +5,9 @@
 //! the C library's `tanhf` value by value; in a `lenet5-1998` training run `tanhf` and the
 //! `expm1f` it calls were 42% of the profile. Here the tanh is the rational function of
 //! `super::fast_math` (the recurrent kernel's; within 5e-7 of the exact value, tested),
-//! compiled for the CPU's widest vectors: one epoch of `lenet5-1998` on 5,000 images went from
-//! 2,533 to 9,295 images/s with the same losses to four digits.
+//! compiled for the CPU's widest vectors: an epoch of `lenet5-1998` on 21,000 images went from
+//! 2,754 to 6,848 images/s (`bench/results/loop_speed-20261129-012349.json`), with the same
+//! losses to four digits.
 //!
 //! The derivative uses the output alone: `f'(a) = A S (1 - tanh²(S a)) = (S / A)(A² - f(a)²)`.
 
