@@ -490,7 +490,7 @@ fn pool_plane_values(
 }
 
 impl MaxPool2dOps for Flex {
-    /// Values only: no arg-max to keep, so the separable [`pool_plane_values`].
+    /// Values only: no arg-max to keep, so the separable `pool_plane_values`.
     fn max_pool2d_window(x: FloatTensor<Self>, window: PoolWindow) -> FloatTensor<Self> {
         let shape = x.shape();
         let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3]);
