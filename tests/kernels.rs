@@ -17,7 +17,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use deepnet::ops::{
     add_relu, batch_norm_layer, batch_norm_relu_layer, conv2d_im2col, detected_isa,
     max_pool2d_window, max_pool2x2, scaled_tanh, set_conv_path, set_isa_limit, set_reference_ops,
-    ConvPath, Isa, PoolRounding, PoolWindow,
+    sum_pool2x2_affine, ConvPath, Isa, PoolRounding, PoolWindow,
 };
 use deepnet::recurrent::{GruConfig, GruReset, Implementation, LstmConfig, RnnConfig};
 
@@ -224,7 +224,7 @@ fn pooling_and_batch_norm_match_burn_on_every_split() {
 #[test]
 fn inference_pooling_batch_norm_and_residual_match_burn_on_every_path() {
     // Without autodiff: the values-only max-pool, the one-pass batch norm (+ ReLU), the
-    // residual join and LeNet-5's scaled tanh, each against burn's ops (reference ops on) on the same input.
+    // residual join, LeNet-5's scaled tanh and trainable subsampling, each against burn's ops (reference ops on) on the same input.
     let device = Device::flex();
     let c = 5;
     let bn = BatchNorm {
@@ -262,6 +262,7 @@ fn inference_pooling_batch_norm_and_residual_match_burn_on_every_path() {
             ys.push(batch_norm_relu_layer(&bn, x.clone()));
             ys.push(add_relu(x.clone(), shortcut.clone()));
             ys.push(scaled_tanh(x.clone()));
+            ys.push(sum_pool2x2_affine(x.clone(), bn.gamma.val(), bn.beta.val()));
             set_reference_ops(false);
             ys
         };

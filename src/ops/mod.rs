@@ -12,6 +12,7 @@ pub mod packed_gemm;
 pub mod residual;
 pub mod scaled_tanh;
 pub mod select;
+pub mod sum_pool;
 mod winograd;
 
 pub use batch_norm::{batch_norm_layer, batch_norm_relu_layer};
@@ -23,6 +24,7 @@ pub use select::{
     conv_path, detected_isa, isa, reference_ops, set_conv_path, set_isa_limit, set_reference_ops,
     ConvPath, Isa,
 };
+pub use sum_pool::sum_pool2x2_affine;
 
 /// A burn layer's padding as `[vertical, horizontal]` when it is symmetric (what deepnet's conv
 /// and pool kernels take), `None` otherwise (`Same` with an even kernel, uneven explicit sides).
