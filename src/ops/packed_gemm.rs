@@ -19,8 +19,6 @@ thread_local! {
 
 /// Columns per panel: two AVX registers of f32.
 const NR: usize = 16;
-/// [`NR`], for writers that place runs of a row into the panels themselves.
-pub(crate) const PANEL_WIDTH: usize = NR;
 /// Rows of `C` per micro-kernel call.
 const MR: usize = 6;
 /// Depth of one pass over the panels (k-blocking for L1).
@@ -80,11 +78,6 @@ impl PackedB {
         }
     }
 
-    /// The panels, for writers that place values themselves (at [`packed_offset`]).
-    pub(crate) fn panels_mut(&mut self) -> &mut [f32] {
-        &mut self.panels
-    }
-
     /// The matrix's `(k, n)`.
     pub(crate) fn dims(&self) -> (usize, usize) {
         (self.k, self.n)
@@ -115,12 +108,6 @@ impl PackedB {
             self.panels[at..at + tail.len()].copy_from_slice(tail);
         }
     }
-}
-
-/// Where `B[kk, j]` of a packed `B` with `k` rows sits in its panels.
-#[inline(always)]
-pub(crate) fn packed_offset(k: usize, kk: usize, j: usize) -> usize {
-    (j / NR) * k * NR + kk * NR + j % NR
 }
 
 /// `C[m × n] (row stride ldc) = (accumulate ? C : 0) + A[m × k] (row stride lda) · B`.

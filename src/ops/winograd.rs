@@ -39,7 +39,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::packed_gemm::{gemm_packed, packed_offset, PackedB, PANEL_WIDTH};
+use super::packed_gemm::{gemm_packed, PackedB};
 
 /// Positions of the transformed 4x4 tile.
 const XI: usize = 16;
@@ -169,7 +169,7 @@ fn transform_weights(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
 /// `(Bᵀ d) B` combines those for every tile of the row at once, since tile `tx` reads columns
 /// `2·tx .. 2·tx + 3`, that is even and odd columns `tx` and `tx + 1`. Every loop is
 /// contiguous, so it vectorizes. Each of the 16 results is then one run of the band's tiles in
-/// row `c` of its `V_ξ`, copied into the panels a panel width at a time.
+/// row `c` of its `V_ξ`, set with [`PackedB::set_row`] (a panel width at a time).
 #[inline(always)]
 fn transform_input(xs: &[f32], s: &Conv3x3, band: Range<usize>, v: &mut [PackedB]) {
     let (th, tw) = s.tiles();
@@ -185,7 +185,6 @@ fn transform_input(xs: &[f32], s: &Conv3x3, band: Range<usize>, v: &mut [PackedB
     let mut odd = even.clone();
     // Row c of each V_ξ for the band's tiles.
     let mut vals: [Vec<f32>; XI] = std::array::from_fn(|_| vec![0f32; tiles]);
-    let mut panels: Vec<&mut [f32]> = v.iter_mut().map(PackedB::panels_mut).collect();
     for c in 0..s.c {
         for (local, r) in band.clone().enumerate() {
             let (img, ty) = (r / th, r % th);
@@ -233,29 +232,9 @@ fn transform_input(xs: &[f32], s: &Conv3x3, band: Range<usize>, v: &mut [PackedB
                 }
             }
         }
-        // All 16 V_ξ have the same shape, so the run's offsets are the same in each.
-        for (panels, vals) in panels.iter_mut().zip(&vals) {
-            write_packed_row(panels, s.c, c, vals);
+        for (v, vals) in v.iter_mut().zip(&vals) {
+            v.set_row(c, vals);
         }
-    }
-}
-
-/// Row `kk` of a packed `B` with `k` rows, set to `row` (columns `0 .. row.len()`): whole
-/// panel widths as fixed-size copies (register moves, not memcpy calls), then the tail.
-#[inline(always)]
-fn write_packed_row(panels: &mut [f32], k: usize, kk: usize, row: &[f32]) {
-    let mut chunks = row.chunks_exact(PANEL_WIDTH);
-    for (p, chunk) in chunks.by_ref().enumerate() {
-        let at = packed_offset(k, kk, p * PANEL_WIDTH);
-        let dst: &mut [f32; PANEL_WIDTH] = (&mut panels[at..at + PANEL_WIDTH])
-            .try_into()
-            .expect("a panel width");
-        *dst = chunk.try_into().expect("a panel width");
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        let at = packed_offset(k, kk, row.len() - tail.len());
-        panels[at..at + tail.len()].copy_from_slice(tail);
     }
 }
 
