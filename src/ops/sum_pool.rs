@@ -10,7 +10,7 @@
 //! Why: burn computes it as an average pool times 4, then a broadcast multiply and add, each a
 //! pass with its own backward; in a `lenet5-1998` epoch (profiled at commit f11a4f1)
 //! burn-flex's average-pool backward alone was 7% of the time and the broadcasts around it most
-//! of the 27% spent in rayon's element-wise loops. With this op the epoch runs 1.5x faster.
+//! of the 27% spent in rayon's element-wise loops.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, TensorMetadata};
