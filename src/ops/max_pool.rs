@@ -695,7 +695,7 @@ pub fn max_pool2d_layer(layer: &burn::nn::pool::MaxPool2d, x: Tensor<4>) -> Tens
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::pool::MaxPool2dConfig;
+    use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
     use burn::tensor::{Device, Distribution};
 
     fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
@@ -736,28 +736,39 @@ mod tests {
         assert_eq!(y, vec![5.0, 7.0, 13.0, 15.0]);
     }
 
+    /// `(input shape, kernel, stride, padding, ceil mode)`: ResNet's 3x3/2 pad 1 (even and odd
+    /// sides) and its 1x1/2 subsampling, AlexNet's 3x3/2, GoogLeNet's ceil-mode pools, a
+    /// stride-1 window, unequal sides and strides, a 2x2/2 window in ceil mode on odd sizes,
+    /// and inputs smaller than the window (in ceil mode one clipped window, burn's rule).
+    type Window = ([usize; 4], [usize; 2], [usize; 2], [usize; 2], bool);
+    const WINDOWS: &[Window] = &[
+        ([2, 3, 16, 16], [3, 3], [2, 2], [1, 1], false),
+        ([2, 3, 17, 15], [3, 3], [2, 2], [1, 1], false),
+        ([2, 3, 9, 9], [1, 1], [2, 2], [0, 0], false),
+        ([2, 2, 13, 13], [3, 3], [2, 2], [0, 0], false),
+        ([2, 2, 14, 15], [3, 3], [2, 2], [0, 0], true),
+        ([1, 2, 7, 7], [3, 3], [1, 1], [1, 1], true),
+        ([2, 2, 10, 11], [2, 3], [1, 2], [1, 1], false),
+        ([2, 2, 7, 9], [2, 2], [2, 2], [0, 0], true),
+        ([1, 2, 23, 31], [5, 4], [3, 3], [2, 1], true),
+        ([1, 2, 1, 1], [3, 3], [2, 2], [0, 0], true),
+        ([1, 2, 2, 2], [3, 3], [2, 2], [0, 0], true),
+    ];
+
+    /// burn's layer for one of [`WINDOWS`].
+    fn pool_layer(k: [usize; 2], s: [usize; 2], p: [usize; 2], ceil: bool) -> MaxPool2d {
+        MaxPool2dConfig::new(k)
+            .with_strides(s)
+            .with_padding(burn::nn::PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+            .with_ceil_mode(ceil)
+            .init()
+    }
+
     #[test]
     fn windows_match_burns_forward_and_backward() {
         let device = Device::flex().autodiff();
-        // ResNet's 3x3/2 pad 1 and its 1x1/2 subsampling, AlexNet's 3x3/2, GoogLeNet's ceil-mode
-        // pools, a stride-1 window, unequal sides, a 2x2/2 window in ceil mode on odd sizes.
-        for (shape, k, s, p, ceil) in [
-            ([2, 3, 16, 16], [3, 3], [2, 2], [1, 1], false),
-            ([2, 3, 9, 9], [1, 1], [2, 2], [0, 0], false),
-            ([2, 2, 13, 13], [3, 3], [2, 2], [0, 0], false),
-            ([2, 2, 14, 15], [3, 3], [2, 2], [0, 0], true),
-            ([1, 2, 7, 7], [3, 3], [1, 1], [1, 1], true),
-            ([2, 2, 10, 11], [2, 3], [1, 2], [1, 1], false),
-            ([2, 2, 7, 9], [2, 2], [2, 2], [0, 0], true),
-            // Inputs smaller than the window: in ceil mode one clipped window (burn's rule).
-            ([1, 2, 1, 1], [3, 3], [2, 2], [0, 0], true),
-            ([1, 2, 2, 2], [3, 3], [2, 2], [0, 0], true),
-        ] {
-            let layer = MaxPool2dConfig::new(k)
-                .with_strides(s)
-                .with_padding(burn::nn::PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
-                .with_ceil_mode(ceil)
-                .init();
+        for &(shape, k, s, p, ceil) in WINDOWS {
+            let layer = pool_layer(k, s, p, ceil);
             let x = Tensor::<4>::random(shape, Distribution::Default, &device).require_grad();
             let fast = max_pool2d_layer(&layer, x.clone());
             let slow = layer.forward(x.clone());
@@ -783,24 +794,8 @@ mod tests {
     #[test]
     fn windows_match_burns_forward_without_autodiff() {
         let device = Device::flex();
-        for (shape, k, s, p, ceil) in [
-            ([2, 3, 16, 16], [3, 3], [2, 2], [1, 1], false),
-            ([2, 3, 17, 15], [3, 3], [2, 2], [1, 1], false),
-            ([2, 3, 9, 9], [1, 1], [2, 2], [0, 0], false),
-            ([2, 2, 13, 13], [3, 3], [2, 2], [0, 0], false),
-            ([2, 2, 14, 15], [3, 3], [2, 2], [0, 0], true),
-            ([1, 2, 7, 7], [3, 3], [1, 1], [1, 1], true),
-            ([2, 2, 10, 11], [2, 3], [1, 2], [1, 1], false),
-            ([2, 2, 7, 9], [2, 2], [2, 2], [0, 0], true),
-            ([1, 2, 23, 31], [5, 4], [3, 3], [2, 1], true),
-            ([1, 2, 1, 1], [3, 3], [2, 2], [0, 0], true),
-            ([1, 2, 2, 2], [3, 3], [2, 2], [0, 0], true),
-        ] {
-            let layer = MaxPool2dConfig::new(k)
-                .with_strides(s)
-                .with_padding(burn::nn::PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
-                .with_ceil_mode(ceil)
-                .init();
+        for &(shape, k, s, p, ceil) in WINDOWS {
+            let layer = pool_layer(k, s, p, ceil);
             let n: usize = shape.iter().product();
             // Rounded values (many ties), a NaN and infinities.
             let mut v: Vec<f32> = (0..n)
