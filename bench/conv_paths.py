@@ -14,7 +14,7 @@ import results  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("DEEPNET_CONV_PATHS",
                      os.path.join(ROOT, "target", "release", "examples", "conv_paths"))
-PATHS = ["packed", "gemm", "winograd", "auto", "burn"]
+PATHS = ["packed", "gemm", "winograd", "shifted", "auto", "burn"]
 
 
 def main():

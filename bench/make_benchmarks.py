@@ -116,10 +116,10 @@ def speed_gate(r):
 
 
 def conv_paths(r):
-    # Files before the Winograd lowering have no `winograd` column.
-    paths = [p for p in ["packed", "gemm", "winograd", "auto", "burn"] if p in r["rounds"][0]]
+    # Files before the Winograd or the shifted lowering lack their columns.
+    paths = [p for p in ["packed", "gemm", "winograd", "shifted", "auto", "burn"] if p in r["rounds"][0]]
     names = {"packed": "packed", "gemm": "gemm", "winograd": "winograd (3x3/1 only)",
-             "auto": "auto (by shape)", "burn": "burn's conv"}
+             "shifted": "shifted (3-wide, stride 1)", "auto": "auto (by shape)", "burn": "burn's conv"}
     out = ("| convolution (ms, median) | " + " | ".join(names[p] for p in paths) + " |\n"
            + "|---" * (len(paths) + 1) + "|\n")
     ours = [p for p in paths if p != "burn"]

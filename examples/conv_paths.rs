@@ -1,5 +1,5 @@
 //! Times one convolution, forward and backward, on each lowering of `deepnet::ops`
-//! (`packed`, `gemm`, `winograd`: F(2x2, 3x3) where it applies, `auto`: the choice by shape) and on burn's own conv (`burn`), for the
+//! (`packed`, `gemm`, `winograd`: F(2x2, 3x3) where it applies, `shifted`: shifted planes where they apply, `auto`: the choice by shape) and on burn's own conv (`burn`), for the
 //! convolutions of LeNet-5, ResNet-20 and ResNet-18 (stride 1, and the strided ones: `s2`). Rounds interleave the paths in one
 //! process; prints one JSON line per shape with the median milliseconds of each path.
 //!
@@ -83,6 +83,30 @@ const SHAPES: &[Shape] = &[
         false,
     ),
     (
+        "resnet18.layer2.b16",
+        [16, 128, 28, 28],
+        [128, 128, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer2.b1",
+        [1, 128, 28, 28],
+        [128, 128, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
+        "resnet18.layer3.b1",
+        [1, 256, 14, 14],
+        [256, 256, 3, 3],
+        1,
+        false,
+        false,
+    ),
+    (
         "resnet18.layer3.b16",
         [16, 256, 14, 14],
         [256, 256, 3, 3],
@@ -140,7 +164,7 @@ const SHAPES: &[Shape] = &[
     ),
 ];
 
-const PATHS: [&str; 5] = ["packed", "gemm", "winograd", "auto", "burn"];
+const PATHS: [&str; 6] = ["packed", "gemm", "winograd", "shifted", "auto", "burn"];
 
 fn select(path: &str) {
     set_reference_ops(path == "burn");
@@ -148,6 +172,7 @@ fn select(path: &str) {
         "packed" => ConvPath::Packed,
         "gemm" => ConvPath::Gemm,
         "winograd" => ConvPath::Winograd,
+        "shifted" => ConvPath::Shifted,
         _ => ConvPath::Auto,
     });
 }

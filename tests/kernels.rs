@@ -78,7 +78,8 @@ fn assert_close<const D: usize>(what: &str, a: Tensor<D>, b: Tensor<D>, tol: f32
 /// dense 1x1-output one included), ResNet-like 3x3s with and without enough images for
 /// every thread, odd sizes, a padding above `K - 1` (col2im only), 64-channel 3x3s for
 /// Winograd's F(2x2, 3x3) (with more images than threads, and one image: its 16 products split
-/// over the threads), and strided ones (ResNet's 7x7/2 stem, 3x3/2 and 1x1/2).
+/// over the threads), 3-wide kernels for the shifted planes (no padding, padding 2, a 5x3
+/// kernel), and strided ones (ResNet's 7x7/2 stem, 3x3/2 and 1x1/2).
 const CONVS: &[([usize; 4], [usize; 4], usize, usize)] = &[
     ([4, 1, 28, 28], [6, 1, 5, 5], 2, 1),
     ([4, 6, 14, 14], [16, 6, 5, 5], 0, 1),
@@ -89,18 +90,22 @@ const CONVS: &[([usize; 4], [usize; 4], usize, usize)] = &[
     ([2, 2, 4, 4], [3, 2, 2, 2], 2, 1),
     ([4, 64, 10, 9], [64, 64, 3, 3], 1, 1),
     ([1, 64, 16, 15], [64, 64, 3, 3], 1, 1),
+    ([2, 5, 6, 11], [7, 5, 3, 3], 0, 1),
+    ([2, 4, 5, 5], [9, 4, 3, 3], 2, 1),
+    ([3, 4, 8, 8], [6, 4, 5, 3], 1, 1),
     ([2, 3, 30, 30], [16, 3, 7, 7], 3, 2),
     ([3, 8, 24, 23], [16, 8, 3, 3], 1, 2),
     ([3, 8, 9, 9], [16, 8, 1, 1], 0, 2),
 ];
 
-/// Every lowering the tests force (Winograd only where the convolution is 3x3/1; the choice by
-/// shape elsewhere).
-const LOWERINGS: [ConvPath; 4] = [
+/// Every lowering the tests force (Winograd only where the convolution is 3x3/1, the shifted
+/// planes where it is 3-wide with stride 1 on an AVX-512 CPU; the choice by shape elsewhere).
+const LOWERINGS: [ConvPath; 5] = [
     ConvPath::Auto,
     ConvPath::Packed,
     ConvPath::Gemm,
     ConvPath::Winograd,
+    ConvPath::Shifted,
 ];
 
 #[test]

@@ -141,7 +141,7 @@ fn burn_backward<B: Backend>(
 
 /// Sum of a slice in f32 with 16 independent accumulators (vectorized), returned as f64 so
 /// that the sums of many planes add up without losing digits.
-fn sum16(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+pub(crate) fn sum16(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut acc = [0f32; 16];
     let chunks = v.chunks_exact(16);
     let tail = chunks.remainder();

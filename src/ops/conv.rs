@@ -36,6 +36,14 @@
 //!   and 150, fill too little of the 12-row tile; conv2 took 2.3 ms this way, 4.2 ms packed).
 //!   7x7 maps (ResNet's last stage) too: 49 columns fill the 32-wide tiles by 77%.
 //!
+//! - stride-1 convolutions with 3-wide kernels on an AVX-512 CPU, with fewer than 128 channels
+//!   or fewer images than threads: the shifted planes (`ops/shifted.rs`: three copies of the
+//!   padded image instead of im2col's nine, read in place by the packed kernel's tile), forward,
+//!   input gradient and weight gradient (ResNet-20 at batch 128, forward and backward per
+//!   convolution: 14.6 against 24.1 ms packed on its first stage, 14.3 against 17.1 ms
+//!   Winograd on its last; every ResNet-18 layer at batch 1 faster than all other lowerings,
+//!   `bench/results/conv_paths-*.json`). Their weight gradient is used wherever the stride is 1
+//!   and the kernel 3 wide, whichever lowering the forward takes;
 //! - 3x3 stride-1 convolutions with 64 channels or more in and out, and at least 64 2x2 output
 //!   tiles in the batch: Winograd's F(2x2, 3x3) (`ops/winograd.rs`), forward and input
 //!   gradient (2.25x fewer multiplies; ResNet-18's layer1 at batch 16: 22 against 34 ms on the
@@ -48,9 +56,9 @@
 //! Forcing the packed path for every convolution, as all of them ran from commit 744a392 on,
 //! makes a LeNet-5 training step 3-4x slower (0.64x-0.86x of burn's ops against 2.3x-2.6x by
 //! shape, `bench/results/speed_gate-*.json`); the speed gate (`tests/speed_gate`) checks that
-//! this stays caught. The weight gradient stays on the `gemm`
-//! crate: packing `Xᵀ` for the packed kernel is a strided scatter and made the ResNet-20 step
-//! 10% slower.
+//! this stays caught. The weight gradient of other convolutions stays on the `gemm` crate:
+//! packing `Xᵀ` for the packed kernel is a strided scatter and made the ResNet-20 step 10%
+//! slower.
 
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
@@ -66,6 +74,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, Mat};
 use super::packed_gemm::{gemm_packed, PackedB};
+use super::shifted::{self, Conv3Wide};
 use super::winograd::{self, Conv3x3};
 use super::{is_flex, ConvPath};
 
@@ -328,6 +337,9 @@ enum Lowering {
     Gemm,
     /// Winograd's F(2x2, 3x3) for 3x3 stride-1 convolutions ([`super::winograd`]).
     Winograd,
+    /// The packed kernel's tile reading its `B` rows in place from shifted copies of the image
+    /// ([`super::shifted`]): stride 1, 3-wide kernels, AVX-512; elsewhere [`Lowering::Packed`].
+    Shifted,
 }
 
 /// How a convolution's input gradient is computed.
@@ -339,11 +351,22 @@ enum InputGradient {
     Col2im,
 }
 
-/// The lowering of a convolution's forward and of its input gradient.
+/// How a convolution's weight gradient is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WeightGradient {
+    /// `∂L/∂Y · Xᵀ` image by image, im2col built again, on the `gemm` crate.
+    Im2col,
+    /// Outer products over shifted copies of the image, no im2col ([`super::shifted`]):
+    /// stride 1, 3-wide kernels.
+    Shifted,
+}
+
+/// The lowering of a convolution's forward, input gradient and weight gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Plan {
     forward: Lowering,
     dx: InputGradient,
+    dw: WeightGradient,
 }
 
 impl Geometry {
@@ -402,10 +425,12 @@ impl Geometry {
                 } else {
                     InputGradient::Col2im
                 },
+                dw: WeightGradient::Im2col,
             },
             ConvPath::Gemm => Plan {
                 forward: Lowering::Gemm,
                 dx: InputGradient::Col2im,
+                dw: WeightGradient::Im2col,
             },
             ConvPath::Winograd if self.winograd_fits() => Plan {
                 forward: Lowering::Winograd,
@@ -414,8 +439,18 @@ impl Geometry {
                 } else {
                     InputGradient::Col2im
                 },
+                dw: self.auto_weight_gradient(),
             },
-            ConvPath::Auto | ConvPath::Winograd => self.auto_plan(flip_fits),
+            ConvPath::Shifted if self.shifted_fits() => Plan {
+                forward: Lowering::Shifted,
+                dx: if flip_fits {
+                    InputGradient::Flipped(Lowering::Shifted)
+                } else {
+                    InputGradient::Col2im
+                },
+                dw: WeightGradient::Shifted,
+            },
+            ConvPath::Auto | ConvPath::Winograd | ConvPath::Shifted => self.auto_plan(flip_fits),
         }
     }
 
@@ -425,9 +460,12 @@ impl Geometry {
             return Plan {
                 forward: Lowering::Dense,
                 dx: InputGradient::Col2im,
+                dw: WeightGradient::Im2col,
             };
         }
-        let forward = if self.winograd_wins() {
+        let forward = if self.shifted_wins() {
+            Lowering::Shifted
+        } else if self.winograd_wins() {
             Lowering::Winograd
         } else if self.packed_wins() {
             Lowering::Packed
@@ -435,19 +473,64 @@ impl Geometry {
             Lowering::Gemm
         };
         let flipped = self.flipped();
+        // The flipped convolution multiplies C·(O·KH·KW)·(H·W) times, the col2im way
+        // C·KH·KW·O·(OH·OW): the same for "same" padding, but H·W/(OH·OW) times more for a
+        // "valid" convolution on a small image (LeNet's conv2: 2x, conv3: 25x).
+        let flipped_costs_no_more = 4 * self.h * self.w <= 5 * self.pixels();
         let dx = if !flip_fits {
             InputGradient::Col2im
+        } else if flipped_costs_no_more && flipped.shifted_wins() {
+            InputGradient::Flipped(Lowering::Shifted)
         } else if flipped.winograd_wins() {
             InputGradient::Flipped(Lowering::Winograd)
-        } else if 4 * self.h * self.w <= 5 * self.pixels() && flipped.packed_wins() {
-            // The flipped convolution multiplies C·(O·KH·KW)·(H·W) times, the col2im way
-            // C·KH·KW·O·(OH·OW): the same for "same" padding, but H·W/(OH·OW) times more for a
-            // "valid" convolution on a small image (LeNet's conv2: 2x, conv3: 25x).
+        } else if flipped_costs_no_more && flipped.packed_wins() {
             InputGradient::Flipped(Lowering::Packed)
         } else {
             InputGradient::Col2im
         };
-        Plan { forward, dx }
+        Plan {
+            forward,
+            dx,
+            dw: self.auto_weight_gradient(),
+        }
+    }
+
+    /// Whether the shifted-planes lowering computes this convolution: stride 1, 3-wide
+    /// kernels, an AVX-512 CPU (its tile is written for AVX-512 only).
+    fn shifted_fits(&self) -> bool {
+        self.s == [1, 1] && self.kw == shifted::KW && super::isa() == super::Isa::Avx512
+    }
+
+    /// Whether the shifted planes beat Winograd's F(2x2, 3x3) and the im2col lowerings (see
+    /// [`SHIFTED_MAX_CHANNELS`]).
+    fn shifted_wins(&self) -> bool {
+        let threads = rayon::current_num_threads();
+        self.shifted_fits()
+            && self.pixels() >= SHIFTED_MIN_PIXELS
+            && (self.n < threads
+                || (self.c < SHIFTED_MAX_CHANNELS && self.o < SHIFTED_MAX_CHANNELS))
+    }
+
+    /// The weight gradient without im2col where it applies: stride 1, 3-wide kernels.
+    fn auto_weight_gradient(&self) -> WeightGradient {
+        if self.s == [1, 1] && self.kw == shifted::KW && self.pixels() > 0 {
+            WeightGradient::Shifted
+        } else {
+            WeightGradient::Im2col
+        }
+    }
+
+    /// This convolution as [`shifted`] takes it (stride 1, 3-wide kernels: the caller checks).
+    fn three_wide(&self) -> Conv3Wide {
+        Conv3Wide {
+            n: self.n,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            o: self.o,
+            kh: self.kh,
+            p: self.p,
+        }
     }
 }
 
@@ -456,6 +539,17 @@ impl Geometry {
 const WINOGRAD_MIN_CHANNELS: usize = 64;
 /// Fewest 2x2 output tiles in the batch for F(2x2, 3x3).
 const WINOGRAD_MIN_TILES: usize = 64;
+
+/// Channels (in and out) from which Winograd's F(2x2, 3x3) beats the shifted planes on a batch
+/// of images: its transforms cost `C + O` per tile against `C·O` multiply-adds saved, so it
+/// gains with channels. Measured (`bench/conv_paths.sh`, forward only, batch 16): 64 channels
+/// at 56x56 a tie, 128 at 28x28 and 256 at 14x14 Winograd by 9% and 2%; ResNet-20's 64
+/// channels at 7x7, forward and backward at batch 128, the shifted planes by 17%. With fewer
+/// images than threads (inference on one image) the shifted planes won on every ResNet-18
+/// layer, Winograd's and the `gemm` crate's included.
+const SHIFTED_MAX_CHANNELS: usize = 128;
+/// Fewest output pixels for the shifted planes (their tile is 32 pixels wide).
+const SHIFTED_MIN_PIXELS: usize = 16;
 
 /// Fewest output channels (rows of the product) for the packed kernel (see
 /// [`Geometry::packed_wins`]).
@@ -475,9 +569,8 @@ const PACKED_MIN_PIXELS: usize = 100;
 /// building them again: a training step went from ~790 to ~690 ms.)
 fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry, lowering: Lowering) -> Vec<f32> {
     let (ckk, px, img_len) = (g.ckk(), g.pixels(), g.c * g.h * g.w);
-    let mut out = vec![0f32; g.n * g.o * px];
     if px == 0 {
-        return out;
+        return Vec::new();
     }
     let has_bias = bs.iter().any(|&b| b != 0.0);
     let add_bias = |y: &mut [f32], first_channel: usize| {
@@ -496,6 +589,13 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry, lowering: Lower
         };
         return winograd::forward(xs, ws, bs, &shape);
     }
+    if lowering == Lowering::Shifted {
+        if let Some(out) = shifted::forward(xs, ws, bs, &g.three_wide()) {
+            return out;
+        }
+    }
+    // Allocated after the lowerings that return their own output (zeroing it is a pass).
+    let mut out = vec![0f32; g.n * g.o * px];
     if lowering == Lowering::Dense {
         // y [N, O] = x [N, C·H·W] · Wᵀ (+ b)
         matmul(
@@ -568,7 +668,9 @@ impl Cols {
     fn new(lowering: Lowering, g: &Geometry) -> Self {
         let (ckk, px) = (g.ckk(), g.pixels());
         match lowering {
-            Lowering::Packed => Cols::Packed(PackedB::zeros(ckk, px), vec![0f32; px]),
+            Lowering::Packed | Lowering::Shifted => {
+                Cols::Packed(PackedB::zeros(ckk, px), vec![0f32; px])
+            }
             _ => Cols::Plain(vec![0f32; ckk * px]),
         }
     }
@@ -709,6 +811,11 @@ impl Conv2dOps for Flex {
             _ => None,
         };
         let need_x_grad = need_x_grad && dx_conv.is_none();
+        if plan.dw == WeightGradient::Shifted && !need_x_grad {
+            let (dw, db) = shifted::weight_grad(xs, gs, &g.three_wide());
+            let dx = dx_conv.map_or_else(no_dx, |dx| wrap(dx, x_shape));
+            return (dx, wrap(dw, w_shape), wrap(db, Shape::from(vec![g.o])));
+        }
         let mut dx = if need_x_grad {
             vec![0f32; g.n * img_len]
         } else {

@@ -12,6 +12,7 @@ pub mod packed_gemm;
 pub mod residual;
 pub mod scaled_tanh;
 pub mod select;
+mod shifted;
 pub mod sum_pool;
 mod winograd;
 

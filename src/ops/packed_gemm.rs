@@ -22,7 +22,7 @@ const NR: usize = 16;
 /// Rows of `C` per micro-kernel call.
 const MR: usize = 6;
 /// Depth of one pass over the panels (k-blocking for L1).
-const KC: usize = 128;
+pub(crate) const KC: usize = 128;
 
 /// `B` (`k × n`) packed into `ceil(n / 16)` panels of `k × 16` values (zero-padded).
 pub struct PackedB {
@@ -256,7 +256,7 @@ pub(crate) fn avx512() -> bool {
 
 /// Rows per AVX-512 micro-tile.
 #[cfg(target_arch = "x86_64")]
-const MR512: usize = 12;
+pub(crate) const MR512: usize = 12;
 
 /// One `R × 32` tile of `C` (two adjacent panels; `R × 16` when `cols ≤ 16`) in `2R` 16-lane
 /// accumulators: two panel loads and `R` broadcasts per `k`, so the FMAs, not the loads, set
@@ -452,7 +452,7 @@ driver!(
 /// micro-kernel's broadcasts read consecutive memory whatever A's strides (a transposed A would
 /// otherwise touch a new cache line and page at every `kk`).
 #[inline(always)]
-fn pack_a<const MRC: usize>(
+pub(crate) fn pack_a<const MRC: usize>(
     a: &[f32],
     strides: [usize; 2],
     i0: usize,

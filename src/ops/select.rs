@@ -181,9 +181,13 @@ pub enum ConvPath {
     /// convolution with the flipped weights) input gradient; the choice by shape for the others.
     /// Kept to compare with the other lowerings.
     Winograd,
+    /// On an AVX-512 CPU, every stride-1 convolution with 3-wide kernels on shifted copies of
+    /// the image (`super::shifted`: forward, input gradient as the flipped convolution, weight
+    /// gradient), without im2col; the choice by shape for the others.
+    Shifted,
 }
 
-/// 0: Auto, 1: Packed, 2: Gemm, 3: Winograd.
+/// 0: Auto, 1: Packed, 2: Gemm, 3: Winograd, 4: Shifted.
 static CONV_PATH: AtomicU8 = AtomicU8::new(0);
 
 /// Forces the convolution's lowering for every convolution from now on (`ConvPath::Auto`
@@ -198,6 +202,7 @@ pub fn conv_path() -> ConvPath {
         1 => ConvPath::Packed,
         2 => ConvPath::Gemm,
         3 => ConvPath::Winograd,
+        4 => ConvPath::Shifted,
         _ => ConvPath::Auto,
     }
 }

@@ -1,0 +1,861 @@
+//! Stride-1 convolutions with 3-wide kernels (ResNet's and VGG's 3x3) without im2col:
+//! forward, and weight gradient; the input gradient is the forward of the flipped convolution
+//! (`super::conv`), so it runs here too.
+//!
+//! Why: im2col writes `KH·KW` copies of the image per convolution, three times per training
+//! step (forward, input gradient, weight gradient), and the packed kernel then copies the
+//! forward's into its panels once more. In a ResNet-20 training step, im2col, those copies and
+//! the weight gradient on the `gemm` crate were about half of the time
+//! (`bench/results/profile-resnet20-train-b128-winograd-20261128.txt`).
+//!
+//! For a stride-1 convolution the im2col row of tap `(c, ky, kx)` is, over all output pixels
+//! `(oy, ox)` in order, one contiguous run of a "shifted plane": `S_kx[c][yy][ox] =
+//! x[c, yy - p, ox + kx - p]` (zero outside), `yy` over the padded rows, row length `OW`; the
+//! run starts at row `ky`. These planes are `KW` copies of the padded image instead of
+//! im2col's `KH·KW`, and the products read the runs in place:
+//!
+//! - forward, `y [O, OH·OW] = W [O, C·KH·KW] · X`: the packed kernel's 12x32 register tile, its
+//!   `B` rows loaded straight from the runs through a table of run offsets (no panels);
+//! - weight gradient, `∂L/∂W[o, c, ky, kx] = Σ_images Σ_(oy, ox) ∂L/∂y[o, oy, ox] ·
+//!   x[c, oy + ky - p, ox + kx - p]`: on AVX-512 as outer products `∂L/∂Wᵀ += run(tap) ·
+//!   ∂L/∂yᵀ` over the pixels (one broadcast from each tap's run, `∂L/∂y` transposed per image,
+//!   a small copy), in 24 accumulators that run over a group of images before they are
+//!   written; elsewhere as dot products of the runs with `∂L/∂y`'s channels, in lanes summed at
+//!   the end.
+//!
+//! The forward is AVX-512 only (`forward` says `None` elsewhere and the caller takes im2col).
+//! When it wins over Winograd's F(2x2, 3x3) and the im2col lowerings is decided in
+//! `super::conv` (`Geometry::shifted_wins`).
+
+use rayon::prelude::*;
+
+/// Kernel columns the kernels are written for.
+pub(super) const KW: usize = 3;
+/// Output channels per register block of the portable loops (`4 × KW` accumulators of 8 lanes,
+/// which fit AVX2's 16 registers).
+const BLOCK_O: usize = 4;
+/// Lanes of the portable loops' accumulators.
+const LANES: usize = 8;
+/// Output pixels a group of images covers in the weight gradient: its register blocks run over
+/// the whole group before they are written (or their lanes summed).
+const GROUP_PIXELS: usize = 1024;
+
+/// A stride-1 convolution with `KW`-wide kernels: `x [n, c, h, w]`, `∂L/∂y [n, o, oh, ow]`,
+/// kernels `[o, c, kh, KW]`, symmetric zero padding `p`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Conv3Wide {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub p: [usize; 2],
+}
+
+impl Conv3Wide {
+    fn oh(&self) -> usize {
+        self.h + 2 * self.p[0] + 1 - self.kh
+    }
+    fn ow(&self) -> usize {
+        self.w + 2 * self.p[1] + 1 - KW
+    }
+    /// Rows of a shifted plane: the padded image's, `OH + KH - 1`.
+    fn padded_rows(&self) -> usize {
+        self.h + 2 * self.p[0]
+    }
+    /// Values in one image's shifted planes: `KW · C · rows · OW`.
+    fn planes_len(&self) -> usize {
+        KW * self.c * self.padded_rows() * self.ow()
+    }
+}
+
+/// `(∂L/∂W [o, c, kh, KW], ∂L/∂b [o])` of the convolution `shape` for input `xs` and output
+/// gradient `gs`. The images are split over rayon's threads; each sums its share into a partial
+/// gradient, and the partials are added.
+pub(super) fn weight_grad(xs: &[f32], gs: &[f32], shape: &Conv3Wide) -> (Vec<f32>, Vec<f32>) {
+    let s = *shape;
+    assert!(
+        s.h + 2 * s.p[0] >= s.kh && s.w + 2 * s.p[1] >= KW,
+        "kernel larger than the image"
+    );
+    let (img_len, out_len) = (s.c * s.h * s.w, s.o * s.oh() * s.ow());
+    assert!(
+        xs.len() == s.n * img_len && gs.len() == s.n * out_len,
+        "weight_grad: operand sizes"
+    );
+    let dw_len = s.o * s.c * s.kh * KW;
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = s.n.div_ceil(threads).max(1);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..s.n.div_ceil(per_task))
+        .into_par_iter()
+        .map(|t| {
+            let images = t * per_task..((t + 1) * per_task).min(s.n);
+            let mut dw = vec![0f32; dw_len];
+            let mut db = vec![0f32; s.o];
+            task(xs, gs, &s, images, &mut dw, &mut db);
+            (dw, db)
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let (mut dw, mut db) = parts
+        .next()
+        .unwrap_or_else(|| (vec![0f32; dw_len], vec![0f32; s.o]));
+    for (pw, pb) in parts {
+        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
+}
+
+/// `y [n, o, OH, OW] = conv(x, w) + b` for the convolution `s` (weights `[o, c, kh, KW]`), on
+/// AVX-512: each image's shifted planes are the `B` of the product `W [o, C·KH·KW] · B`, read
+/// in place row by row (row `r` is tap `r`'s run, see the module docs) by a 12x32 register
+/// tile like the packed kernel's. This replaces im2col (`KH·KW` copies of the image, written
+/// once more into panels) by `KW` copies. `None` where the CPU lacks AVX-512.
+pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3Wide) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    if super::isa() == super::Isa::Avx512 {
+        return Some(avx512::forward(xs, ws, bs, s));
+    }
+    let _ = (xs, ws, bs, s);
+    None
+}
+
+/// One thread's share: the images `images`, a group at a time, summed into `dw` and `db`.
+fn task(
+    xs: &[f32],
+    gs: &[f32],
+    s: &Conv3Wide,
+    images: std::ops::Range<usize>,
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let (img_len, pixels) = (s.c * s.h * s.w, s.oh() * s.ow());
+    let out_len = s.o * pixels;
+    let group = GROUP_PIXELS.div_ceil(pixels).clamp(1, images.len().max(1));
+    let mut planes = vec![0f32; group * s.planes_len()];
+    #[cfg(target_arch = "x86_64")]
+    let mut outer = (super::isa() == super::Isa::Avx512).then(|| avx512::Outer::new(s, group));
+    let mut first = images.start;
+    while first < images.end {
+        let count = group.min(images.end - first);
+        let dy = &gs[first * out_len..(first + count) * out_len];
+        let planes = &mut planes[..count * s.planes_len()];
+        // Vectorised for the CPU: the planes' row copies, the bias sums, the portable blocks.
+        super::select::vectorized(|| {
+            for (i, img_planes) in planes.chunks_mut(s.planes_len()).enumerate() {
+                let img = first + i;
+                shifted_planes(&xs[img * img_len..(img + 1) * img_len], s, img_planes);
+            }
+            for (o, sum) in db.iter_mut().enumerate() {
+                *sum += (0..count)
+                    .map(|i| {
+                        super::batch_norm::sum16(&dy[i * out_len + o * pixels..][..pixels], |v| v)
+                    })
+                    .sum::<f64>() as f32;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(outer) = outer.as_mut() {
+                outer.add_group(dy, planes, s, count);
+                return;
+            }
+            blocks(dy, planes, s, count, dw);
+        });
+        first += count;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(outer) = outer {
+        outer.add_into(s, dw);
+    }
+}
+
+/// The shifted planes of one image `img [c, h, w]` into `out [KW, c, rows, OW]` (see the module
+/// docs): `out[kx][c][yy][ox] = img[c, yy - p, ox + kx - p]`, zero outside. Rows are a few
+/// dozen values: copies of 16 at a time in registers, not `memcpy` and `memset` calls (which
+/// were 5% of a ResNet-20 training step).
+fn shifted_planes(img: &[f32], s: &Conv3Wide, out: &mut [f32]) {
+    super::select::vectorized(
+        #[inline(always)]
+        || shifted_planes_inner(img, s, out),
+    );
+}
+
+/// `dst = src` (same length, a row of a few dozen values) as fixed-size vector moves: 16 at a
+/// time and a last 16 that ends at the row's end (overlapping the one before), or two
+/// overlapping 8s or 4s for shorter rows, never a scalar tail of up to 15 values.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
+    fn at<const K: usize>(dst: &mut [f32], src: &[f32], i: usize) {
+        let s: &[f32; K] = src[i..i + K].try_into().expect("K values");
+        let d: &mut [f32; K] = (&mut dst[i..i + K]).try_into().expect("K values");
+        *d = *s;
+    }
+    let n = dst.len();
+    assert_eq!(n, src.len());
+    if n >= 16 {
+        for i in (0..n - 16).step_by(16) {
+            at::<16>(dst, src, i);
+        }
+        at::<16>(dst, src, n - 16);
+    } else if n >= 8 {
+        at::<8>(dst, src, 0);
+        at::<8>(dst, src, n - 8);
+    } else if n >= 4 {
+        at::<4>(dst, src, 0);
+        at::<4>(dst, src, n - 4);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+#[inline(always)]
+fn shifted_planes_inner(img: &[f32], s: &Conv3Wide, out: &mut [f32]) {
+    let (ow, rows) = (s.ow(), s.padded_rows());
+    for (kx, per_kx) in out.chunks_mut(s.c * rows * ow).enumerate() {
+        // Output columns ox whose input column ox + kx - p lies inside the image.
+        let lo = s.p[1].saturating_sub(kx).min(ow);
+        let hi = (s.w + s.p[1]).saturating_sub(kx).clamp(lo, ow);
+        for (c, plane) in per_kx.chunks_mut(rows * ow).enumerate() {
+            for (yy, row) in plane.chunks_mut(ow).enumerate() {
+                let Some(iy) = yy.checked_sub(s.p[0]).filter(|&iy| iy < s.h) else {
+                    for v in row.iter_mut() {
+                        *v = 0.0;
+                    }
+                    continue;
+                };
+                let src = &img[(c * s.h + iy) * s.w..][..s.w];
+                let start = lo + kx - s.p[1];
+                let (left, rest) = row.split_at_mut(lo);
+                let (inside, right) = rest.split_at_mut(hi - lo);
+                for v in left.iter_mut().chain(right) {
+                    *v = 0.0;
+                }
+                copy_short(inside, &src[start..start + (hi - lo)]);
+            }
+        }
+    }
+}
+
+/// Where tap `r = (c, ky, kx)`'s run starts in one image's shifted planes: its im2col row is
+/// `planes[offset .. offset + OH·OW]`.
+fn tap_offsets(s: &Conv3Wide) -> Vec<usize> {
+    let (ow, rows) = (s.ow(), s.padded_rows());
+    (0..s.c * s.kh * KW)
+        .map(|r| {
+            let (c, ky, kx) = (r / (s.kh * KW), (r / KW) % s.kh, r % KW);
+            kx * s.c * rows * ow + (c * rows + ky) * ow
+        })
+        .collect()
+}
+
+/// Adds the group's contribution to `dw`: for every `(c, ky)` and block of output channels, the
+/// dot products of `dy [count, o, OH·OW]` with the runs of `planes [count, KW, c, rows, OW]`.
+fn blocks(dy: &[f32], planes: &[f32], s: &Conv3Wide, count: usize, dw: &mut [f32]) {
+    let (ow, rows, pixels) = (s.ow(), s.padded_rows(), s.oh() * s.ow());
+    let geometry = Runs {
+        count,
+        len: pixels,
+        dy_image: s.o * pixels,
+        dy_channel: pixels,
+        x_image: s.planes_len(),
+        x_kx: s.c * rows * ow,
+    };
+    let block_o = BLOCK_O;
+    for c in 0..s.c {
+        for ky in 0..s.kh {
+            let x0 = c * rows * ow + ky * ow;
+            for o0 in (0..s.o).step_by(block_o) {
+                let n_o = block_o.min(s.o - o0);
+                let mut sums = [[0f32; KW]; BLOCK_O];
+                let dy0 = o0 * pixels;
+                portable_block(&dy[dy0..], &planes[x0..], &geometry, n_o, &mut sums);
+                for (j, row) in sums.iter().take(n_o).enumerate() {
+                    let at = (((o0 + j) * s.c + c) * s.kh + ky) * KW;
+                    dw[at..at + KW]
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(d, v)| *d += v);
+                }
+            }
+        }
+    }
+}
+
+/// Where a register block's runs lie: image `i`'s run for output channel `j` of the block is
+/// `dy[i·dy_image + j·dy_channel ..][..len]`, its run for kernel column `kx` is
+/// `x[i·x_image + kx·x_kx ..][..len]`.
+struct Runs {
+    count: usize,
+    len: usize,
+    dy_image: usize,
+    dy_channel: usize,
+    x_image: usize,
+    x_kx: usize,
+}
+
+impl Runs {
+    /// Panics unless every run of a block of `n_o` channels lies inside `dy` and `x`.
+    fn check(&self, dy: &[f32], x: &[f32], n_o: usize) {
+        assert!(self.count >= 1 && n_o >= 1 && self.len >= 1, "empty block");
+        let last = |a: usize, b: usize, c: usize, d: usize| {
+            (self.count - 1)
+                .checked_mul(a)
+                .zip((c - 1).checked_mul(b))
+                .and_then(|(i, j)| i.checked_add(j)?.checked_add(d))
+        };
+        assert!(
+            last(self.dy_image, self.dy_channel, n_o, self.len).is_some_and(|e| e <= dy.len())
+                && last(self.x_image, self.x_kx, KW, self.len).is_some_and(|e| e <= x.len()),
+            "weight_grad: run outside its slice"
+        );
+    }
+}
+
+/// `sums[j][kx] = Σ_i dot(dy run (i, j), x run (i, kx))` for `j < n_o`, in `LANES`-wide
+/// accumulators (compiled for AVX2 by `vectorized` where the CPU has it).
+fn portable_block(dy: &[f32], x: &[f32], r: &Runs, n_o: usize, sums: &mut [[f32; KW]]) {
+    r.check(dy, x, n_o);
+    for j0 in (0..n_o).step_by(BLOCK_O) {
+        let rows = BLOCK_O.min(n_o - j0);
+        let mut acc = [[[0f32; LANES]; KW]; BLOCK_O];
+        for i in 0..r.count {
+            let xr: [&[f32]; KW] =
+                std::array::from_fn(|kx| &x[i * r.x_image + kx * r.x_kx..][..r.len]);
+            for (j, acc_j) in acc.iter_mut().enumerate().take(rows) {
+                let d = &dy[i * r.dy_image + (j0 + j) * r.dy_channel..][..r.len];
+                for (kx, acc_jk) in acc_j.iter_mut().enumerate() {
+                    let mut chunks = d.chunks_exact(LANES).zip(xr[kx].chunks_exact(LANES));
+                    for (dv, xv) in &mut chunks {
+                        for l in 0..LANES {
+                            acc_jk[l] += dv[l] * xv[l];
+                        }
+                    }
+                    let tail = r.len - r.len % LANES;
+                    for (l, (dv, xv)) in d[tail..].iter().zip(&xr[kx][tail..]).enumerate() {
+                        acc_jk[l] += dv * xv;
+                    }
+                }
+            }
+        }
+        for (j, acc_j) in acc.iter().enumerate().take(rows) {
+            for (kx, lanes) in acc_j.iter().enumerate() {
+                sums[j0 + j][kx] = lanes.iter().sum();
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{tap_offsets, Conv3Wide, KW};
+    use std::arch::x86_64::*;
+
+    /// Lanes of an AVX-512 vector of f32.
+    const V: usize = 16;
+
+    /// See [`super::forward`].
+    pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3Wide) -> Vec<f32> {
+        use rayon::prelude::*;
+        let (pixels, taps, img_len) = (s.oh() * s.ow(), s.c * s.kh * KW, s.c * s.h * s.w);
+        assert!(
+            xs.len() == s.n * img_len && ws.len() == s.o * taps && bs.len() == s.o,
+            "shifted forward: operand sizes"
+        );
+        let offsets = tap_offsets(s);
+        let mut out = vec![0f32; s.n * s.o * pixels];
+        if pixels == 0 || s.o == 0 {
+            return out;
+        }
+        let add_bias = |y: &mut [f32], first: usize| {
+            if bs.iter().any(|&b| b != 0.0) {
+                for (o, row) in y.chunks_mut(pixels).enumerate() {
+                    row.iter_mut().for_each(|v| *v += bs[first + o]);
+                }
+            }
+        };
+        let threads = rayon::current_num_threads().max(1);
+        if s.n < threads && s.o >= 2 * threads {
+            // Fewer images than threads: the threads share each image's output channels.
+            let mut planes = vec![0f32; s.planes_len()];
+            let rows_per = s.o.div_ceil(threads);
+            for (img, y) in out.chunks_mut(s.o * pixels).enumerate() {
+                super::shifted_planes(&xs[img * img_len..][..img_len], s, &mut planes);
+                y.par_chunks_mut(rows_per * pixels)
+                    .enumerate()
+                    .for_each(|(b, y)| {
+                        let o0 = b * rows_per;
+                        product(&ws[o0 * taps..], taps, &planes, &offsets, pixels, y);
+                        add_bias(y, o0);
+                    });
+            }
+            return out;
+        }
+        let per_task = s.n.div_ceil(threads).max(1);
+        out.par_chunks_mut(per_task * s.o * pixels)
+            .enumerate()
+            .for_each(|(t, out)| {
+                let mut planes = vec![0f32; s.planes_len()];
+                for (i, y) in out.chunks_mut(s.o * pixels).enumerate() {
+                    let img = t * per_task + i;
+                    super::shifted_planes(&xs[img * img_len..][..img_len], s, &mut planes);
+                    product(ws, taps, &planes, &offsets, pixels, y);
+                    add_bias(y, 0);
+                }
+            });
+        out
+    }
+
+    /// `y [m, pixels] = w [m, taps] (row stride taps) · B`, `B[r, j] = planes[offsets[r] + j]`:
+    /// the packed kernel's loop (depth blocks of `KC`, `A` packed per block, 12-row tiles by
+    /// 32-column blocks) with `B`'s rows read in place.
+    fn product(
+        w: &[f32],
+        taps: usize,
+        planes: &[f32],
+        offsets: &[usize],
+        pixels: usize,
+        y: &mut [f32],
+    ) {
+        use crate::ops::packed_gemm::{pack_a, KC, MR512};
+        let m = y.len() / pixels;
+        assert!(
+            offsets.len() == taps
+                && w.len() >= (m - 1) * taps + taps
+                && offsets.iter().all(|&o| o + pixels <= planes.len()),
+            "shifted product: operand outside its slice"
+        );
+        let tiles = m.div_ceil(MR512);
+        let mut apack = vec![0f32; tiles * KC * MR512];
+        let mut k0 = 0;
+        while k0 < taps {
+            let kc = KC.min(taps - k0);
+            for t in 0..tiles {
+                let i = t * MR512;
+                let buf = &mut apack[t * KC * MR512..(t + 1) * KC * MR512];
+                pack_a::<MR512>(w, [taps, 1], i, MR512.min(m - i), k0, kc, buf);
+            }
+            for col in (0..pixels).step_by(2 * V) {
+                let cols = (2 * V).min(pixels - col);
+                for t in 0..tiles {
+                    let i = t * MR512;
+                    let rows = MR512.min(m - i);
+                    let a = &apack[t * KC * MR512..];
+                    let offs = &offsets[k0..k0 + kc];
+                    let c = &mut y[i * pixels + col..];
+                    let accumulate = k0 > 0;
+                    // SAFETY: the CPU has AVX-512F (the caller checked isa()); the assert
+                    // above keeps every row run inside planes, `a` holds kc·12 packed values,
+                    // `c` rows (< m) of `cols` values at stride `pixels`.
+                    unsafe {
+                        match rows {
+                            12 => rows_tile::<12>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            11 => rows_tile::<11>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            10 => rows_tile::<10>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            9 => rows_tile::<9>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            8 => rows_tile::<8>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            7 => rows_tile::<7>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            6 => rows_tile::<6>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            5 => rows_tile::<5>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            4 => rows_tile::<4>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            3 => rows_tile::<3>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            2 => rows_tile::<2>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                            _ => rows_tile::<1>(
+                                kc, a, offs, planes, col, c, pixels, cols, accumulate,
+                            ),
+                        }
+                    }
+                }
+            }
+            k0 += kc;
+        }
+    }
+
+    /// One `R × cols` tile (`cols ≤ 32`) of `C (+)= A · B`: `A` packed (`a[kk·12 + r]`), row
+    /// `kk` of `B` at `planes[offs[kk] + col ..]`, read with masked loads.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512F; `a` holds `k·12` values, `offs[kk] + col + cols ≤ planes.len()`,
+    /// `c` holds `R` rows of `cols` values at stride `ldc`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows_tile<const R: usize>(
+        k: usize,
+        a: &[f32],
+        offs: &[usize],
+        planes: &[f32],
+        col: usize,
+        c: &mut [f32],
+        ldc: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        let mask = |n: usize| -> __mmask16 {
+            if n >= V {
+                0xffff
+            } else {
+                ((1u32 << n) - 1) as u16
+            }
+        };
+        let (m0, m1) = (mask(cols), mask(cols.saturating_sub(V)));
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        // SAFETY: see # Safety: every load and store stays inside its slice.
+        unsafe {
+            let b = planes.as_ptr().add(col);
+            let ap = a.as_ptr();
+            for (kk, &off) in offs.iter().enumerate().take(k) {
+                let row = b.add(off);
+                let b0 = _mm512_maskz_loadu_ps(m0, row);
+                let b1 = _mm512_maskz_loadu_ps(m1, row.add(V));
+                for r in 0..R {
+                    let av = _mm512_set1_ps(*ap.add(kk * 12 + r));
+                    acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+                }
+            }
+            for r in 0..R {
+                let dst = c.as_mut_ptr().add(r * ldc);
+                let (mut v0, mut v1) = (acc0[r], acc1[r]);
+                if accumulate {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, dst));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, dst.add(V)));
+                }
+                _mm512_mask_storeu_ps(dst, m0, v0);
+                _mm512_mask_storeu_ps(dst.add(V), m1, v1);
+            }
+        }
+    }
+
+    /// The AVX-512 weight gradient as outer products: `∂L/∂Wᵀ [C·KH·KW, O] += Σ_pixels
+    /// run(r)[pixel] · ∂L/∂yᵀ[pixel, :]`, with `∂L/∂y` transposed per image (`O` values per
+    /// pixel, a small copy) and each kernel tap `r = (c, ky, kx)` read in place from its run
+    /// of the shifted planes, one broadcast per pixel. A register tile holds 24 vectors: `R`
+    /// taps × `NV` vectors of 16 output channels (`R·NV = 24`), and runs over all pixels of a
+    /// group of images before it is written, so no lanes are summed.
+    pub(super) struct Outer {
+        /// Output channels rounded up to a multiple of 16.
+        o_pad: usize,
+        /// `∂L/∂y` of the group, transposed: `[count, pixels, o_pad]` (zero padded).
+        dyt: Vec<f32>,
+        /// `∂L/∂Wᵀ [C·KH·KW, o_pad]`, this task's sum.
+        dwt: Vec<f32>,
+        /// Offset of tap `r`'s run in one image's shifted planes.
+        offsets: Vec<usize>,
+    }
+
+    impl Outer {
+        pub(super) fn new(s: &Conv3Wide, group: usize) -> Self {
+            let o_pad = s.o.div_ceil(V) * V;
+            let taps = s.c * s.kh * KW;
+            let offsets = tap_offsets(s);
+            Outer {
+                o_pad,
+                dyt: vec![0f32; group * s.oh() * s.ow() * o_pad],
+                dwt: vec![0f32; taps * o_pad],
+                offsets,
+            }
+        }
+
+        /// Adds the group's outer products (`dy [count, o, pixels]`, `planes [count, ...]`).
+        pub(super) fn add_group(
+            &mut self,
+            dy: &[f32],
+            planes: &[f32],
+            s: &Conv3Wide,
+            count: usize,
+        ) {
+            let pixels = s.oh() * s.ow();
+            let o_pad = self.o_pad;
+            // [count, o, pixels] -> [count, pixels, o_pad]
+            for (img, dyt) in self.dyt.chunks_mut(pixels * o_pad).take(count).enumerate() {
+                for o in 0..s.o {
+                    let src = &dy[(img * s.o + o) * pixels..][..pixels];
+                    for (p, v) in src.iter().enumerate() {
+                        dyt[p * o_pad + o] = *v;
+                    }
+                }
+            }
+            let taps = self.offsets.len();
+            assert!(
+                planes.len() >= count * s.planes_len() && self.dyt.len() >= count * pixels * o_pad
+            );
+            let run = Run {
+                count,
+                pixels,
+                x_image: s.planes_len(),
+                o_pad,
+            };
+            let mut col = 0;
+            while col < o_pad {
+                let nv = ((o_pad - col) / V).min(4);
+                let rows = 24 / nv;
+                for r0 in (0..taps).step_by(rows) {
+                    let n_rows = rows.min(taps - r0);
+                    // A short last tile repeats its first tap for the missing rows; only
+                    // n_rows rows are written.
+                    let offs: [usize; 24] =
+                        std::array::from_fn(|i| self.offsets[r0 + if i < n_rows { i } else { 0 }]);
+                    let out = &mut self.dwt[r0 * o_pad + col..];
+                    // SAFETY: the CPU has AVX-512F (isa() chose this path); every run of
+                    // `pixels` values at an offset lies inside an image's shifted planes,
+                    // dyt holds count·pixels rows of o_pad values, and out holds n_rows rows
+                    // of o_pad values from column col (asserted in `tile`).
+                    unsafe {
+                        match nv {
+                            4 => tile::<6, 4>(&run, planes, &offs, &self.dyt[col..], out, n_rows),
+                            3 => tile::<8, 3>(&run, planes, &offs, &self.dyt[col..], out, n_rows),
+                            2 => tile::<12, 2>(&run, planes, &offs, &self.dyt[col..], out, n_rows),
+                            _ => tile::<24, 1>(&run, planes, &offs, &self.dyt[col..], out, n_rows),
+                        }
+                    }
+                }
+                col += nv * V;
+            }
+        }
+
+        /// Adds this task's `∂L/∂Wᵀ` into `dw [o, C·KH·KW]`.
+        pub(super) fn add_into(&self, s: &Conv3Wide, dw: &mut [f32]) {
+            let taps = self.offsets.len();
+            for (o, row) in dw.chunks_mut(taps).take(s.o).enumerate() {
+                for (r, d) in row.iter_mut().enumerate() {
+                    *d += self.dwt[r * self.o_pad + o];
+                }
+            }
+        }
+    }
+
+    /// The sizes a tile walks: `count` images of `pixels` pixels, image planes `x_image`
+    /// apart, `o_pad` values per pixel of `dyt`.
+    struct Run {
+        count: usize,
+        pixels: usize,
+        x_image: usize,
+        o_pad: usize,
+    }
+
+    /// `out[i][v·16..] += Σ_images Σ_p x[image·x_image + offs[i] + p] · dyt[image, p, v·16..]`
+    /// for `i < n_rows`, `v < NV`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const R: usize, const NV: usize>(
+        run: &Run,
+        x: &[f32],
+        offs: &[usize; 24],
+        dyt: &[f32],
+        out: &mut [f32],
+        n_rows: usize,
+    ) {
+        let (count, pixels, o_pad) = (run.count, run.pixels, run.o_pad);
+        let max_off = offs[..R].iter().copied().max().unwrap_or(0);
+        assert!(
+            R * NV == 24
+                && n_rows <= R
+                && (count - 1) * run.x_image + max_off + pixels <= x.len()
+                && (count * pixels - 1) * o_pad + NV * V <= dyt.len()
+                && (n_rows - 1) * o_pad + NV * V <= out.len(),
+            "weight_grad tile: operand outside its slice"
+        );
+        let mut acc = [[_mm512_setzero_ps(); NV]; R];
+        for img in 0..count {
+            // SAFETY: the assert above bounds every read: tap runs of `pixels` values and
+            // `count·pixels` rows of dyt of NV vectors each.
+            unsafe {
+                let xp = x.as_ptr().add(img * run.x_image);
+                let rows: [*const f32; R] = std::array::from_fn(|i| xp.add(offs[i]));
+                let mut d = dyt.as_ptr().add(img * pixels * o_pad);
+                for p in 0..pixels {
+                    let dv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(d.add(v * V)));
+                    for (i, acc_i) in acc.iter_mut().enumerate() {
+                        let xv = _mm512_set1_ps(*rows[i].add(p));
+                        for v in 0..NV {
+                            acc_i[v] = _mm512_fmadd_ps(xv, dv[v], acc_i[v]);
+                        }
+                    }
+                    d = d.add(o_pad);
+                }
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate().take(n_rows) {
+            for (v, a) in acc_i.iter().enumerate() {
+                // SAFETY: row i < n_rows, vector v < NV: inside out (asserted above).
+                unsafe {
+                    let dst = out.as_mut_ptr().add(i * o_pad + v * V);
+                    _mm512_storeu_ps(dst, _mm512_add_ps(*a, _mm512_loadu_ps(dst)));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, summed in f64.
+    fn naive(xs: &[f32], gs: &[f32], s: &Conv3Wide) -> (Vec<f32>, Vec<f32>) {
+        let (oh, ow) = (s.oh(), s.ow());
+        let mut dw = vec![0f64; s.o * s.c * s.kh * KW];
+        let mut db = vec![0f64; s.o];
+        for n in 0..s.n {
+            for o in 0..s.o {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let g = gs[((n * s.o + o) * oh + oy) * ow + ox] as f64;
+                        db[o] += g;
+                        for c in 0..s.c {
+                            for ky in 0..s.kh {
+                                for kx in 0..KW {
+                                    let (iy, ix) = (oy + ky, ox + kx);
+                                    if iy < s.p[0] || ix < s.p[1] {
+                                        continue;
+                                    }
+                                    let (iy, ix) = (iy - s.p[0], ix - s.p[1]);
+                                    if iy >= s.h || ix >= s.w {
+                                        continue;
+                                    }
+                                    let xv = xs[((n * s.c + c) * s.h + iy) * s.w + ix] as f64;
+                                    dw[((o * s.c + c) * s.kh + ky) * KW + kx] += g * xv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
+        (f(dw), f(db))
+    }
+
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_definition_on_every_isa() {
+        use crate::ops::{detected_isa, set_isa_limit, Isa};
+        let shapes = [
+            // ResNet-20's stages (fewer images), odd sizes, a tail of output channels, 1x3 and
+            // 5x3 kernels, no padding and padding 2, pixels not a multiple of 16.
+            Conv3Wide {
+                n: 3,
+                c: 16,
+                h: 32,
+                w: 32,
+                o: 16,
+                kh: 3,
+                p: [1, 1],
+            },
+            Conv3Wide {
+                n: 5,
+                c: 64,
+                h: 8,
+                w: 8,
+                o: 64,
+                kh: 3,
+                p: [1, 1],
+            },
+            Conv3Wide {
+                n: 2,
+                c: 3,
+                h: 7,
+                w: 9,
+                o: 11,
+                kh: 3,
+                p: [1, 1],
+            },
+            Conv3Wide {
+                n: 3,
+                c: 5,
+                h: 6,
+                w: 5,
+                o: 13,
+                kh: 1,
+                p: [0, 1],
+            },
+            Conv3Wide {
+                n: 2,
+                c: 4,
+                h: 9,
+                w: 7,
+                o: 9,
+                kh: 5,
+                p: [2, 0],
+            },
+            Conv3Wide {
+                n: 1,
+                c: 2,
+                h: 3,
+                w: 3,
+                o: 3,
+                kh: 3,
+                p: [2, 2],
+            },
+        ];
+        for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+            if isa > detected_isa() {
+                continue;
+            }
+            set_isa_limit(isa);
+            for (k, s) in shapes.iter().enumerate() {
+                let xs = random(s.n * s.c * s.h * s.w, 2 * k as u64);
+                let gs = random(s.n * s.o * s.oh() * s.ow(), 2 * k as u64 + 1);
+                let (dw, db) = weight_grad(&xs, &gs, s);
+                let (want_w, want_b) = naive(&xs, &gs, s);
+                for (what, got, want) in [("dw", &dw, &want_w), ("db", &db, &want_b)] {
+                    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+                    let err = got
+                        .iter()
+                        .zip(want)
+                        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                    assert!(
+                        err <= 1e-5 * scale * (s.n * s.oh() * s.ow()) as f32 / 16.0 + 1e-5,
+                        "{isa:?} {s:?} {what}: max error {err} (scale {scale})"
+                    );
+                }
+                // The gradient depends on the input: a changed x changes dw.
+                let mut xs2 = xs.clone();
+                xs2[0] += 1.0;
+                assert_ne!(weight_grad(&xs2, &gs, s).0, dw, "{isa:?} {s:?}");
+            }
+        }
+        set_isa_limit(Isa::Avx512);
+    }
+}
