@@ -19,39 +19,40 @@
 //!
 //! Which products run where is chosen per convolution, by shape (`Geometry::plan`; forced
 //! with [`super::set_conv_path`]), because no one lowering wins everywhere (measured with
-//! `bench/conv_paths.sh`, forward + backward, AMD EPYC Zen 4,
-//! `bench/results/conv_paths-20261128-044401.json`):
+//! `bench/conv_paths.sh`, forward + backward, AMD EPYC Zen 4, `bench/results/conv_paths-*.json`),
+//! in this order:
 //!
 //! - a convolution whose output is one pixel and whose kernel covers the unpadded image
 //!   (LeNet-5's conv3, 16x5x5 -> 120) is a fully connected layer: three products over the
 //!   whole batch (0.4 ms at batch 64, where the packed path took 10.7 ms: one-column products
 //!   per image, and an input gradient 25 times larger than needed, see below);
-//! - the packed micro-kernel ([`super::packed_gemm`]: im2col writes its rows straight into the
-//!   panels; the AVX-512 12x32 tile runs at about twice the `gemm` crate's speed on ResNet's
-//!   shapes, the crate having AVX-512 only on nightly Rust) for products with at least 12 rows
-//!   and depth 64, and the input gradient as the convolution of `∂L/∂y` with the flipped
-//!   weights on the same kernel when that costs no more multiplies than `Wᵀ·∂L/∂y`;
-//! - otherwise im2col and the `gemm` crate, image by image, and the input gradient as
-//!   `Wᵀ·∂L/∂y` then col2im (LeNet-5's conv1 and conv2: 6 and 16 output channels, depth 25
-//!   and 150, fill too little of the 12-row tile; conv2 took 2.3 ms this way, 4.2 ms packed).
-//!   7x7 maps (ResNet's last stage) too: 49 columns fill the 32-wide tiles by 77%.
-//!
-//! - stride-1 convolutions with 3-wide kernels on an AVX-512 CPU, with fewer than 128 channels
-//!   or fewer images than threads: the shifted planes (`ops/shifted.rs`: three copies of the
-//!   padded image instead of im2col's nine, read in place by the packed kernel's tile), forward,
-//!   input gradient and weight gradient (ResNet-20 at batch 128, forward and backward per
-//!   convolution: 14.6 against 24.1 ms packed on its first stage, 14.3 against 17.1 ms
-//!   Winograd on its last; every ResNet-18 layer at batch 1 faster than all other lowerings,
-//!   `bench/results/conv_paths-*.json`). Their weight gradient is used wherever the stride is 1
-//!   and the kernel 3 wide, whichever lowering the forward takes;
+//! - on an AVX-512 CPU, the shifted planes (`ops/shifted.rs`: `stride·KW` shifted copies of the
+//!   image instead of im2col's `KH·KW`, read in place by the packed kernel's 12x32 tile; no
+//!   panels) for every convolution with at least 16 output pixels, except Winograd's below when
+//!   the batch has images for every thread: ResNet-20 at batch 128, forward and backward per
+//!   convolution, 14.6 against 24.1 ms packed on its first stage and 14.3 against 17.1 ms
+//!   Winograd on its last; every ResNet-18 layer at batch 1, the 7x7/2 stem (67 against 77 ms
+//!   at batch 16) and LeNet-5's conv1 and conv2 faster than on every other lowering;
 //! - 3x3 stride-1 convolutions with 64 channels or more in and out, and at least 64 2x2 output
 //!   tiles in the batch: Winograd's F(2x2, 3x3) (`ops/winograd.rs`), forward and input
 //!   gradient (2.25x fewer multiplies; ResNet-18's layer1 at batch 16: 22 against 34 ms on the
-//!   packed kernel). With 32 channels or 16 tiles (ResNet-20's second stage, ResNet-18's last
-//!   at batch 1) its transforms cost more than it saves, and it is not used;
-//! - strided convolutions (ResNet's 7x7/2 stem and 3x3/2 and 1x1/2 downsampling, AlexNet's
-//!   11x11/4) take the same im2col lowerings with a strided gather, and their input gradient is
-//!   always col2im (burn-flex's strided convolution took 20% of ResNet-18 inference at batch 16).
+//!   packed kernel); with 128 channels or more (in or out) it beats the shifted planes on a
+//!   batch (by 2-9% at batch 16), below that they do. With 32 channels or 16 tiles its
+//!   transforms cost more than it saves;
+//! - the packed micro-kernel ([`super::packed_gemm`]: im2col writes its rows straight into the
+//!   panels; the AVX-512 12x32 tile runs at about twice the `gemm` crate's speed on ResNet's
+//!   shapes, the crate having AVX-512 only on nightly Rust) for products with at least 12 rows
+//!   and depth 64;
+//! - otherwise im2col and the `gemm` crate, image by image (LeNet-5's conv1 and conv2 on AVX2:
+//!   6 and 16 output channels, depth 25 and 150, fill too little of the 12-row tile; conv2 took
+//!   2.3 ms this way, 4.2 ms packed). 7x7 maps (ResNet's last stage) too: 49 columns fill the
+//!   32-wide tiles by 77%.
+//!
+//! The input gradient of a stride-1 convolution is the convolution of `∂L/∂y` with the flipped
+//! weights on the same choice when that costs no more multiplies than `Wᵀ·∂L/∂y` then col2im;
+//! strided convolutions always take col2im (im2col lowerings gather with a stride). The weight
+//! gradient of a stride-1 convolution with 3-wide kernels is the shifted planes' (outer
+//! products, no im2col), whichever lowering the forward takes.
 //!
 //! Forcing the packed path for every convolution, as all of them ran from commit 744a392 on,
 //! makes a LeNet-5 training step 3-4x slower (0.64x-0.86x of burn's ops against 2.3x-2.6x by
@@ -74,7 +75,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, Mat};
 use super::packed_gemm::{gemm_packed, PackedB};
-use super::shifted::{self, Conv3Wide};
+use super::shifted::{self, ShiftedConv};
 use super::winograd::{self, Conv3x3};
 use super::{is_flex, ConvPath};
 
@@ -448,7 +449,7 @@ impl Geometry {
                 } else {
                     InputGradient::Col2im
                 },
-                dw: WeightGradient::Shifted,
+                dw: self.auto_weight_gradient(),
             },
             ConvPath::Auto | ConvPath::Winograd | ConvPath::Shifted => self.auto_plan(flip_fits),
         }
@@ -495,10 +496,10 @@ impl Geometry {
         }
     }
 
-    /// Whether the shifted-planes lowering computes this convolution: stride 1, 3-wide
-    /// kernels, an AVX-512 CPU (its tile is written for AVX-512 only).
+    /// Whether the shifted-planes forward computes this convolution: an AVX-512 CPU (its tile
+    /// is written for AVX-512 only); any stride and kernel.
     fn shifted_fits(&self) -> bool {
-        self.s == [1, 1] && self.kw == shifted::KW && super::isa() == super::Isa::Avx512
+        super::isa() == super::Isa::Avx512
     }
 
     /// Whether the shifted planes beat Winograd's F(2x2, 3x3) and the im2col lowerings (see
@@ -508,6 +509,7 @@ impl Geometry {
         self.shifted_fits()
             && self.pixels() >= SHIFTED_MIN_PIXELS
             && (self.n < threads
+                || !self.winograd_fits()
                 || (self.c < SHIFTED_MAX_CHANNELS && self.o < SHIFTED_MAX_CHANNELS))
     }
 
@@ -520,16 +522,18 @@ impl Geometry {
         }
     }
 
-    /// This convolution as [`shifted`] takes it (stride 1, 3-wide kernels: the caller checks).
-    fn three_wide(&self) -> Conv3Wide {
-        Conv3Wide {
+    /// This convolution as [`shifted`] takes it.
+    fn shifted(&self) -> ShiftedConv {
+        ShiftedConv {
             n: self.n,
             c: self.c,
             h: self.h,
             w: self.w,
             o: self.o,
             kh: self.kh,
+            kw: self.kw,
             p: self.p,
+            s: self.s,
         }
     }
 }
@@ -590,7 +594,7 @@ fn forward_f32(xs: &[f32], ws: &[f32], bs: &[f32], g: &Geometry, lowering: Lower
         return winograd::forward(xs, ws, bs, &shape);
     }
     if lowering == Lowering::Shifted {
-        if let Some(out) = shifted::forward(xs, ws, bs, &g.three_wide()) {
+        if let Some(out) = shifted::forward(xs, ws, bs, &g.shifted()) {
             return out;
         }
     }
@@ -812,7 +816,7 @@ impl Conv2dOps for Flex {
         };
         let need_x_grad = need_x_grad && dx_conv.is_none();
         if plan.dw == WeightGradient::Shifted && !need_x_grad {
-            let (dw, db) = shifted::weight_grad(xs, gs, &g.three_wide());
+            let (dw, db) = shifted::weight_grad(xs, gs, &g.shifted());
             let dx = dx_conv.map_or_else(no_dx, |dx| wrap(dx, x_shape));
             return (dx, wrap(dw, w_shape), wrap(db, Shape::from(vec![g.o])));
         }

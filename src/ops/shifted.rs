@@ -40,41 +40,52 @@ const LANES: usize = 8;
 /// the whole group before they are written (or their lanes summed).
 const GROUP_PIXELS: usize = 1024;
 
-/// A stride-1 convolution with `KW`-wide kernels: `x [n, c, h, w]`, `∂L/∂y [n, o, oh, ow]`,
-/// kernels `[o, c, kh, KW]`, symmetric zero padding `p`.
+/// A convolution: `x [n, c, h, w]`, kernels `[o, c, kh, kw]`, `∂L/∂y [n, o, oh, ow]`, symmetric
+/// zero padding `p`, stride `s` (the forward takes any; the weight gradient stride 1 and
+/// `kw = KW`).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Conv3Wide {
+pub(super) struct ShiftedConv {
     pub n: usize,
     pub c: usize,
     pub h: usize,
     pub w: usize,
     pub o: usize,
     pub kh: usize,
+    pub kw: usize,
     pub p: [usize; 2],
+    pub s: [usize; 2],
 }
 
-impl Conv3Wide {
+impl ShiftedConv {
     fn oh(&self) -> usize {
-        self.h + 2 * self.p[0] + 1 - self.kh
+        (self.h + 2 * self.p[0] - self.kh) / self.s[0] + 1
     }
     fn ow(&self) -> usize {
-        self.w + 2 * self.p[1] + 1 - KW
+        (self.w + 2 * self.p[1] - self.kw) / self.s[1] + 1
     }
-    /// Rows of a shifted plane: the padded image's, `OH + KH - 1`.
+    /// Rows of a shifted plane: `OH + (KH - 1) / stride` (the padded image's for stride 1).
     fn padded_rows(&self) -> usize {
-        self.h + 2 * self.p[0]
+        self.oh() + (self.kh - 1) / self.s[0]
     }
-    /// Values in one image's shifted planes: `KW · C · rows · OW`.
+    /// Values in one image's shifted planes: `stride · KW · C · rows · OW`.
     fn planes_len(&self) -> usize {
-        KW * self.c * self.padded_rows() * self.ow()
+        self.s[0] * self.kw * self.c * self.padded_rows() * self.ow()
+    }
+    /// Whether the weight gradient's kernels take this convolution.
+    fn weight_grad_fits(&self) -> bool {
+        self.s == [1, 1] && self.kw == KW
     }
 }
 
 /// `(∂L/∂W [o, c, kh, KW], ∂L/∂b [o])` of the convolution `shape` for input `xs` and output
 /// gradient `gs`. The images are split over rayon's threads; each sums its share into a partial
 /// gradient, and the partials are added.
-pub(super) fn weight_grad(xs: &[f32], gs: &[f32], shape: &Conv3Wide) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn weight_grad(xs: &[f32], gs: &[f32], shape: &ShiftedConv) -> (Vec<f32>, Vec<f32>) {
     let s = *shape;
+    assert!(
+        s.weight_grad_fits(),
+        "weight_grad: stride 1 and 3-wide kernels only"
+    );
     assert!(
         s.h + 2 * s.p[0] >= s.kh && s.w + 2 * s.p[1] >= KW,
         "kernel larger than the image"
@@ -113,7 +124,7 @@ pub(super) fn weight_grad(xs: &[f32], gs: &[f32], shape: &Conv3Wide) -> (Vec<f32
 /// in place row by row (row `r` is tap `r`'s run, see the module docs) by a 12x32 register
 /// tile like the packed kernel's. This replaces im2col (`KH·KW` copies of the image, written
 /// once more into panels) by `KW` copies. `None` where the CPU lacks AVX-512.
-pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3Wide) -> Option<Vec<f32>> {
+pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &ShiftedConv) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
     if super::isa() == super::Isa::Avx512 {
         return Some(avx512::forward(xs, ws, bs, s));
@@ -126,7 +137,7 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3Wide) -> Opti
 fn task(
     xs: &[f32],
     gs: &[f32],
-    s: &Conv3Wide,
+    s: &ShiftedConv,
     images: std::ops::Range<usize>,
     dw: &mut [f32],
     db: &mut [f32],
@@ -170,11 +181,12 @@ fn task(
     }
 }
 
-/// The shifted planes of one image `img [c, h, w]` into `out [KW, c, rows, OW]` (see the module
-/// docs): `out[kx][c][yy][ox] = img[c, yy - p, ox + kx - p]`, zero outside. Rows are a few
+/// The shifted planes of one image `img [c, h, w]` into `out [stride, kw, c, rows, OW]` (see
+/// the module docs): `out[py][kx][c][yy][ox] = img[c, stride·yy + py - p, stride·ox + kx - p]`,
+/// zero outside. Rows are a few
 /// dozen values: copies of 16 at a time in registers, not `memcpy` and `memset` calls (which
 /// were 5% of a ResNet-20 training step).
-fn shifted_planes(img: &[f32], s: &Conv3Wide, out: &mut [f32]) {
+fn shifted_planes(img: &[f32], s: &ShiftedConv, out: &mut [f32]) {
     super::select::vectorized(
         #[inline(always)]
         || shifted_planes_inner(img, s, out),
@@ -211,48 +223,60 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
 }
 
 #[inline(always)]
-fn shifted_planes_inner(img: &[f32], s: &Conv3Wide, out: &mut [f32]) {
-    let (ow, rows) = (s.ow(), s.padded_rows());
-    for (kx, per_kx) in out.chunks_mut(s.c * rows * ow).enumerate() {
-        // Output columns ox whose input column ox + kx - p lies inside the image.
-        let lo = s.p[1].saturating_sub(kx).min(ow);
-        let hi = (s.w + s.p[1]).saturating_sub(kx).clamp(lo, ow);
-        for (c, plane) in per_kx.chunks_mut(rows * ow).enumerate() {
-            for (yy, row) in plane.chunks_mut(ow).enumerate() {
-                let Some(iy) = yy.checked_sub(s.p[0]).filter(|&iy| iy < s.h) else {
-                    for v in row.iter_mut() {
+fn shifted_planes_inner(img: &[f32], s: &ShiftedConv, out: &mut [f32]) {
+    let (ow, rows, [sy, sx]) = (s.ow(), s.padded_rows(), s.s);
+    let per_phase = s.kw * s.c * rows * ow;
+    for (py, per_py) in out.chunks_mut(per_phase).enumerate() {
+        for (kx, per_kx) in per_py.chunks_mut(s.c * rows * ow).enumerate() {
+            // Output columns ox whose input column sx·ox + kx - p lies inside the image.
+            let lo = s.p[1].saturating_sub(kx).div_ceil(sx).min(ow);
+            let hi = (s.w + s.p[1]).saturating_sub(kx).div_ceil(sx).clamp(lo, ow);
+            for (c, plane) in per_kx.chunks_mut(rows * ow).enumerate() {
+                for (yy, row) in plane.chunks_mut(ow).enumerate() {
+                    let Some(iy) = (sy * yy + py).checked_sub(s.p[0]).filter(|&iy| iy < s.h) else {
+                        for v in row.iter_mut() {
+                            *v = 0.0;
+                        }
+                        continue;
+                    };
+                    let src = &img[(c * s.h + iy) * s.w..][..s.w];
+                    let start = sx * lo + kx - s.p[1];
+                    let (left, rest) = row.split_at_mut(lo);
+                    let (inside, right) = rest.split_at_mut(hi - lo);
+                    for v in left.iter_mut().chain(right) {
                         *v = 0.0;
                     }
-                    continue;
-                };
-                let src = &img[(c * s.h + iy) * s.w..][..s.w];
-                let start = lo + kx - s.p[1];
-                let (left, rest) = row.split_at_mut(lo);
-                let (inside, right) = rest.split_at_mut(hi - lo);
-                for v in left.iter_mut().chain(right) {
-                    *v = 0.0;
+                    if sx == 1 {
+                        copy_short(inside, &src[start..start + (hi - lo)]);
+                    } else {
+                        for (d, v) in inside.iter_mut().zip(src[start..].iter().step_by(sx)) {
+                            *d = *v;
+                        }
+                    }
                 }
-                copy_short(inside, &src[start..start + (hi - lo)]);
             }
         }
     }
 }
 
 /// Where tap `r = (c, ky, kx)`'s run starts in one image's shifted planes: its im2col row is
-/// `planes[offset .. offset + OH·OW]`.
-fn tap_offsets(s: &Conv3Wide) -> Vec<usize> {
+/// `planes[offset .. offset + OH·OW]`. The planes are `[stride, KW, C, rows, OW]`: tap
+/// `(ky, kx)` reads the plane of row phase `ky mod stride` and column `kx`, from row
+/// `ky / stride`.
+fn tap_offsets(s: &ShiftedConv) -> Vec<usize> {
     let (ow, rows) = (s.ow(), s.padded_rows());
-    (0..s.c * s.kh * KW)
+    (0..s.c * s.kh * s.kw)
         .map(|r| {
-            let (c, ky, kx) = (r / (s.kh * KW), (r / KW) % s.kh, r % KW);
-            kx * s.c * rows * ow + (c * rows + ky) * ow
+            let (c, ky, kx) = (r / (s.kh * s.kw), (r / s.kw) % s.kh, r % s.kw);
+            let plane = (ky % s.s[0]) * s.kw + kx;
+            plane * s.c * rows * ow + (c * rows + ky / s.s[0]) * ow
         })
         .collect()
 }
 
 /// Adds the group's contribution to `dw`: for every `(c, ky)` and block of output channels, the
 /// dot products of `dy [count, o, OH·OW]` with the runs of `planes [count, KW, c, rows, OW]`.
-fn blocks(dy: &[f32], planes: &[f32], s: &Conv3Wide, count: usize, dw: &mut [f32]) {
+fn blocks(dy: &[f32], planes: &[f32], s: &ShiftedConv, count: usize, dw: &mut [f32]) {
     let (ow, rows, pixels) = (s.ow(), s.padded_rows(), s.oh() * s.ow());
     let geometry = Runs {
         count,
@@ -349,16 +373,16 @@ fn portable_block(dy: &[f32], x: &[f32], r: &Runs, n_o: usize, sums: &mut [[f32;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{tap_offsets, Conv3Wide, KW};
+    use super::{tap_offsets, ShiftedConv, KW};
     use std::arch::x86_64::*;
 
     /// Lanes of an AVX-512 vector of f32.
     const V: usize = 16;
 
     /// See [`super::forward`].
-    pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3Wide) -> Vec<f32> {
+    pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &ShiftedConv) -> Vec<f32> {
         use rayon::prelude::*;
-        let (pixels, taps, img_len) = (s.oh() * s.ow(), s.c * s.kh * KW, s.c * s.h * s.w);
+        let (pixels, taps, img_len) = (s.oh() * s.ow(), s.c * s.kh * s.kw, s.c * s.h * s.w);
         assert!(
             xs.len() == s.n * img_len && ws.len() == s.o * taps && bs.len() == s.o,
             "shifted forward: operand sizes"
@@ -573,7 +597,7 @@ mod avx512 {
     }
 
     impl Outer {
-        pub(super) fn new(s: &Conv3Wide, group: usize) -> Self {
+        pub(super) fn new(s: &ShiftedConv, group: usize) -> Self {
             let o_pad = s.o.div_ceil(V) * V;
             let taps = s.c * s.kh * KW;
             let offsets = tap_offsets(s);
@@ -590,7 +614,7 @@ mod avx512 {
             &mut self,
             dy: &[f32],
             planes: &[f32],
-            s: &Conv3Wide,
+            s: &ShiftedConv,
             count: usize,
         ) {
             let pixels = s.oh() * s.ow();
@@ -643,7 +667,7 @@ mod avx512 {
         }
 
         /// Adds this task's `∂L/∂Wᵀ` into `dw [o, C·KH·KW]`.
-        pub(super) fn add_into(&self, s: &Conv3Wide, dw: &mut [f32]) {
+        pub(super) fn add_into(&self, s: &ShiftedConv, dw: &mut [f32]) {
             let taps = self.offsets.len();
             for (o, row) in dw.chunks_mut(taps).take(s.o).enumerate() {
                 for (r, d) in row.iter_mut().enumerate() {
@@ -724,7 +748,7 @@ mod tests {
     use super::*;
 
     /// The definition, summed in f64.
-    fn naive(xs: &[f32], gs: &[f32], s: &Conv3Wide) -> (Vec<f32>, Vec<f32>) {
+    fn naive(xs: &[f32], gs: &[f32], s: &ShiftedConv) -> (Vec<f32>, Vec<f32>) {
         let (oh, ow) = (s.oh(), s.ow());
         let mut dw = vec![0f64; s.o * s.c * s.kh * KW];
         let mut db = vec![0f64; s.o];
@@ -778,58 +802,70 @@ mod tests {
         let shapes = [
             // ResNet-20's stages (fewer images), odd sizes, a tail of output channels, 1x3 and
             // 5x3 kernels, no padding and padding 2, pixels not a multiple of 16.
-            Conv3Wide {
+            ShiftedConv {
                 n: 3,
                 c: 16,
                 h: 32,
                 w: 32,
                 o: 16,
                 kh: 3,
+                kw: 3,
+                s: [1, 1],
                 p: [1, 1],
             },
-            Conv3Wide {
+            ShiftedConv {
                 n: 5,
                 c: 64,
                 h: 8,
                 w: 8,
                 o: 64,
                 kh: 3,
+                kw: 3,
+                s: [1, 1],
                 p: [1, 1],
             },
-            Conv3Wide {
+            ShiftedConv {
                 n: 2,
                 c: 3,
                 h: 7,
                 w: 9,
                 o: 11,
                 kh: 3,
+                kw: 3,
+                s: [1, 1],
                 p: [1, 1],
             },
-            Conv3Wide {
+            ShiftedConv {
                 n: 3,
                 c: 5,
                 h: 6,
                 w: 5,
                 o: 13,
                 kh: 1,
+                kw: 3,
+                s: [1, 1],
                 p: [0, 1],
             },
-            Conv3Wide {
+            ShiftedConv {
                 n: 2,
                 c: 4,
                 h: 9,
                 w: 7,
                 o: 9,
                 kh: 5,
+                kw: 3,
+                s: [1, 1],
                 p: [2, 0],
             },
-            Conv3Wide {
+            ShiftedConv {
                 n: 1,
                 c: 2,
                 h: 3,
                 w: 3,
                 o: 3,
                 kh: 3,
+                kw: 3,
+                s: [1, 1],
                 p: [2, 2],
             },
         ];
