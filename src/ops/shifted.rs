@@ -133,6 +133,26 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &ShiftedConv) -> Op
     None
 }
 
+thread_local! {
+    /// Each thread's buffer for shifted planes, kept between calls: a fresh one per call was
+    /// zeroed (a pass over memory the planes overwrite) and faulted in.
+    static PLANES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's planes buffer, at least `len` values long (contents
+/// unspecified: [`shifted_planes`] writes every value it covers). The buffer is taken out of
+/// the thread-local slot for the call, so a nested call (rayon may run another task on this
+/// thread while `f` waits) gets a buffer of its own.
+fn with_planes<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = PLANES.take();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    PLANES.set(buf);
+    r
+}
+
 /// One thread's share: the images `images`, a group at a time, summed into `dw` and `db`.
 fn task(
     xs: &[f32],
@@ -142,10 +162,28 @@ fn task(
     dw: &mut [f32],
     db: &mut [f32],
 ) {
+    let group = GROUP_PIXELS
+        .div_ceil(s.oh() * s.ow())
+        .clamp(1, images.len().max(1));
+    with_planes(group * s.planes_len(), |planes| {
+        task_groups(xs, gs, s, images, group, planes, dw, db)
+    });
+}
+
+/// [`task`] with a planes buffer for `group` images.
+#[allow(clippy::too_many_arguments)]
+fn task_groups(
+    xs: &[f32],
+    gs: &[f32],
+    s: &ShiftedConv,
+    images: std::ops::Range<usize>,
+    group: usize,
+    planes: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
     let (img_len, pixels) = (s.c * s.h * s.w, s.oh() * s.ow());
     let out_len = s.o * pixels;
-    let group = GROUP_PIXELS.div_ceil(pixels).clamp(1, images.len().max(1));
-    let mut planes = vec![0f32; group * s.planes_len()];
     #[cfg(target_arch = "x86_64")]
     let mut outer = (super::isa() == super::Isa::Avx512).then(|| avx512::Outer::new(s, group));
     let mut first = images.start;
@@ -420,13 +458,14 @@ mod avx512 {
         out.par_chunks_mut(per_task * s.o * pixels)
             .enumerate()
             .for_each(|(t, out)| {
-                let mut planes = vec![0f32; s.planes_len()];
-                for (i, y) in out.chunks_mut(s.o * pixels).enumerate() {
-                    let img = t * per_task + i;
-                    super::shifted_planes(&xs[img * img_len..][..img_len], s, &mut planes);
-                    product(ws, taps, &planes, &offsets, pixels, y);
-                    add_bias(y, 0);
-                }
+                super::with_planes(s.planes_len(), |planes| {
+                    for (i, y) in out.chunks_mut(s.o * pixels).enumerate() {
+                        let img = t * per_task + i;
+                        super::shifted_planes(&xs[img * img_len..][..img_len], s, planes);
+                        product(ws, taps, planes, &offsets, pixels, y);
+                        add_bias(y, 0);
+                    }
+                });
             });
         out
     }
