@@ -358,7 +358,7 @@ enum WeightGradient {
     /// `∂L/∂Y · Xᵀ` image by image, im2col built again, on the `gemm` crate.
     Im2col,
     /// Outer products over shifted copies of the image, no im2col ([`super::shifted`]):
-    /// stride 1, 3-wide kernels.
+    /// stride 1, 3-wide kernels, AVX-512.
     Shifted,
 }
 
@@ -513,9 +513,14 @@ impl Geometry {
                 || (self.c < SHIFTED_MAX_CHANNELS && self.o < SHIFTED_MAX_CHANNELS))
     }
 
-    /// The weight gradient without im2col where it applies: stride 1, 3-wide kernels.
+    /// The weight gradient without im2col where it applies: stride 1, 3-wide kernels, an
+    /// AVX-512 CPU.
     fn auto_weight_gradient(&self) -> WeightGradient {
-        if self.s == [1, 1] && self.kw == shifted::KW && self.pixels() > 0 {
+        if self.s == [1, 1]
+            && self.kw == shifted::KW
+            && self.pixels() > 0
+            && super::isa() == super::Isa::Avx512
+        {
             WeightGradient::Shifted
         } else {
             WeightGradient::Im2col
@@ -816,9 +821,10 @@ impl Conv2dOps for Flex {
         };
         let need_x_grad = need_x_grad && dx_conv.is_none();
         if plan.dw == WeightGradient::Shifted && !need_x_grad {
-            let (dw, db) = shifted::weight_grad(xs, gs, &g.shifted());
-            let dx = dx_conv.map_or_else(no_dx, |dx| wrap(dx, x_shape));
-            return (dx, wrap(dw, w_shape), wrap(db, Shape::from(vec![g.o])));
+            if let Some((dw, db)) = shifted::weight_grad(xs, gs, &g.shifted()) {
+                let dx = dx_conv.map_or_else(no_dx, |dx| wrap(dx, x_shape));
+                return (dx, wrap(dw, w_shape), wrap(db, Shape::from(vec![g.o])));
+            }
         }
         let mut dx = if need_x_grad {
             vec![0f32; g.n * img_len]
