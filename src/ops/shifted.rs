@@ -746,76 +746,28 @@ mod tests {
     #[test]
     fn matches_the_definition_on_avx512_and_stays_off_elsewhere() {
         use crate::ops::{detected_isa, set_isa_limit, Isa};
-        let shapes = [
-            // ResNet-20's stages (fewer images), odd sizes, a tail of output channels, 1x3 and
-            // 5x3 kernels, no padding and padding 2, pixels not a multiple of 16.
-            ShiftedConv {
-                n: 3,
-                c: 16,
-                h: 32,
-                w: 32,
-                o: 16,
-                kh: 3,
-                kw: 3,
-                s: [1, 1],
-                p: [1, 1],
-            },
-            ShiftedConv {
-                n: 5,
-                c: 64,
-                h: 8,
-                w: 8,
-                o: 64,
-                kh: 3,
-                kw: 3,
-                s: [1, 1],
-                p: [1, 1],
-            },
-            ShiftedConv {
-                n: 2,
-                c: 3,
-                h: 7,
-                w: 9,
-                o: 11,
-                kh: 3,
-                kw: 3,
-                s: [1, 1],
-                p: [1, 1],
-            },
-            ShiftedConv {
-                n: 3,
-                c: 5,
-                h: 6,
-                w: 5,
-                o: 13,
-                kh: 1,
-                kw: 3,
-                s: [1, 1],
-                p: [0, 1],
-            },
-            ShiftedConv {
-                n: 2,
-                c: 4,
-                h: 9,
-                w: 7,
-                o: 9,
-                kh: 5,
-                kw: 3,
-                s: [1, 1],
-                p: [2, 0],
-            },
-            ShiftedConv {
-                n: 1,
-                c: 2,
-                h: 3,
-                w: 3,
-                o: 3,
-                kh: 3,
-                kw: 3,
-                s: [1, 1],
-                p: [2, 2],
-            },
+        // (n, c, h, w, o, kh, padding), 3-wide kernels, stride 1: ResNet-20's stages (fewer
+        // images), odd sizes, a tail of output channels, 1x3 and 5x3 kernels, no padding and
+        // padding 2, pixels not a multiple of 16.
+        let table = [
+            (3, 16, 32, 32, 16, 3, [1, 1]),
+            (5, 64, 8, 8, 64, 3, [1, 1]),
+            (2, 3, 7, 9, 11, 3, [1, 1]),
+            (3, 5, 6, 5, 13, 1, [0, 1]),
+            (2, 4, 9, 7, 9, 5, [2, 0]),
+            (1, 2, 3, 3, 3, 3, [2, 2]),
         ];
+        let shapes = table.map(|(n, c, h, w, o, kh, p)| ShiftedConv {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw: KW,
+            p,
+            s: [1, 1],
+        });
         for isa in [Isa::Avx2, Isa::Avx512] {
             set_isa_limit(isa);
             if isa > detected_isa() {
