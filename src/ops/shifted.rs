@@ -32,8 +32,8 @@ use rayon::prelude::*;
 
 /// Kernel columns the kernels are written for.
 pub(super) const KW: usize = 3;
-/// Output pixels a group of images covers in the weight gradient: its register blocks run over
-/// the whole group before they are written (or their lanes summed).
+/// Output pixels a group of images covers in the weight gradient: its register tiles run over
+/// the whole group before they are written.
 const GROUP_PIXELS: usize = 1024;
 
 /// A convolution: `x [n, c, h, w]`, kernels `[o, c, kh, kw]`, `∂L/∂y [n, o, oh, ow]`, symmetric
@@ -131,11 +131,11 @@ fn weight_grad_avx512(xs: &[f32], gs: &[f32], shape: &ShiftedConv) -> (Vec<f32>,
     (dw, db)
 }
 
-/// `y [n, o, OH, OW] = conv(x, w) + b` for the convolution `s` (weights `[o, c, kh, KW]`), on
+/// `y [n, o, OH, OW] = conv(x, w) + b` for the convolution `s` (weights `[o, c, kh, kw]`), on
 /// AVX-512: each image's shifted planes are the `B` of the product `W [o, C·KH·KW] · B`, read
 /// in place row by row (row `r` is tap `r`'s run, see the module docs) by a 12x32 register
 /// tile like the packed kernel's. This replaces im2col (`KH·KW` copies of the image, written
-/// once more into panels) by `KW` copies. `None` where the CPU lacks AVX-512.
+/// once more into panels) by `stride·KW` copies. `None` where the CPU lacks AVX-512.
 pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &ShiftedConv) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
     if super::isa() == super::Isa::Avx512 {
@@ -379,8 +379,8 @@ mod avx512 {
     }
 
     /// `y [m, pixels] = w [m, taps] (row stride taps) · B`, `B[r, j] = planes[offsets[r] + j]`:
-    /// the packed kernel's loop (depth blocks of `KC`, `A` packed per block, 12-row tiles by
-    /// 32-column blocks) with `B`'s rows read in place.
+    /// the packed kernel's loop (depth blocks of `KC`, 12-row tiles by 32-column blocks) with
+    /// both operands read in place: `A`'s rows at stride `taps`, `B`'s through the offsets.
     fn product(
         w: &[f32],
         taps: usize,
@@ -544,6 +544,7 @@ mod avx512 {
     }
 
     impl Outer {
+        /// Empty sums and a transpose buffer for groups of up to `group` images of `s`.
         pub(super) fn new(s: &ShiftedConv, group: usize) -> Self {
             let o_pad = s.o.div_ceil(V) * V;
             let taps = s.c * s.kh * KW;
