@@ -63,9 +63,14 @@ impl ShiftedConv {
     fn padded_rows(&self) -> usize {
         self.oh() + (self.kh - 1) / self.s[0]
     }
-    /// Values in one image's shifted planes: `stride · KW · C · rows · OW`.
+    /// Row phases the taps read: `ky mod stride` for `ky < KH` (a 1x1/2 convolution reads
+    /// one of its two).
+    fn phases(&self) -> usize {
+        self.s[0].min(self.kh)
+    }
+    /// Values in one image's shifted planes: `phases · KW · C · rows · OW`.
     fn planes_len(&self) -> usize {
-        self.s[0] * self.kw * self.c * self.padded_rows() * self.ow()
+        self.phases() * self.kw * self.c * self.padded_rows() * self.ow()
     }
     /// Whether the weight gradient's kernels take this convolution.
     fn weight_grad_fits(&self) -> bool {
@@ -224,7 +229,7 @@ fn task_groups(
     outer.add_into(s, dw);
 }
 
-/// The shifted planes of one image `img [c, h, w]` into `out [stride, kw, c, rows, OW]` (see
+/// The shifted planes of one image `img [c, h, w]` into `out [phases, kw, c, rows, OW]` (see
 /// the module docs): `out[py][kx][c][yy][ox] = img[c, stride·yy + py - p, stride·ox + kx - p]`,
 /// zero outside. Rows are a few
 /// dozen values: copies of 16 at a time in registers, not `memcpy` and `memset` calls (which
@@ -303,7 +308,7 @@ fn shifted_planes_inner(img: &[f32], s: &ShiftedConv, out: &mut [f32]) {
 }
 
 /// Where tap `r = (c, ky, kx)`'s run starts in one image's shifted planes: its im2col row is
-/// `planes[offset .. offset + OH·OW]`. The planes are `[stride, KW, C, rows, OW]`: tap
+/// `planes[offset .. offset + OH·OW]`. The planes are `[phases, KW, C, rows, OW]`: tap
 /// `(ky, kx)` reads the plane of row phase `ky mod stride` and column `kx`, from row
 /// `ky / stride`.
 fn tap_offsets(s: &ShiftedConv) -> Vec<usize> {
@@ -348,18 +353,20 @@ mod avx512 {
         let threads = rayon::current_num_threads().max(1);
         if s.n < threads && s.o >= 2 * threads {
             // Fewer images than threads: the threads share each image's output channels.
-            let mut planes = vec![0f32; s.planes_len()];
             let rows_per = s.o.div_ceil(threads);
-            for (img, y) in out.chunks_mut(s.o * pixels).enumerate() {
-                super::shifted_planes(&xs[img * img_len..][..img_len], s, &mut planes);
-                y.par_chunks_mut(rows_per * pixels)
-                    .enumerate()
-                    .for_each(|(b, y)| {
-                        let o0 = b * rows_per;
-                        product(&ws[o0 * taps..], taps, &planes, &offsets, pixels, y);
-                        add_bias(y, o0);
-                    });
-            }
+            super::with_planes(s.planes_len(), |planes| {
+                for (img, y) in out.chunks_mut(s.o * pixels).enumerate() {
+                    super::shifted_planes(&xs[img * img_len..][..img_len], s, planes);
+                    let planes = &*planes;
+                    y.par_chunks_mut(rows_per * pixels)
+                        .enumerate()
+                        .for_each(|(b, y)| {
+                            let o0 = b * rows_per;
+                            product(&ws[o0 * taps..], taps, planes, &offsets, pixels, y);
+                            add_bias(y, o0);
+                        });
+                }
+            });
             return out;
         }
         let per_task = s.n.div_ceil(threads).max(1);
