@@ -26,18 +26,20 @@
 //!   (LeNet-5's conv3, 16x5x5 -> 120) is a fully connected layer: three products over the
 //!   whole batch (0.4 ms at batch 64, where the packed path took 10.7 ms: one-column products
 //!   per image, and an input gradient 25 times larger than needed, see below);
-//! - on an AVX-512 CPU, the shifted planes (`ops/shifted.rs`: `stride·KW` shifted copies of the
-//!   image instead of im2col's `KH·KW`, read in place by the packed kernel's 12x32 tile; no
-//!   panels) for every convolution with at least 16 output pixels, except Winograd's below when
-//!   the batch has images for every thread: ResNet-20 at batch 128, forward and backward per
-//!   convolution, 14.6 against 24.1 ms packed on its first stage and 14.3 against 17.1 ms
-//!   Winograd on its last; every ResNet-18 layer at batch 1, the 7x7/2 stem (67 against 77 ms
-//!   at batch 16) and LeNet-5's conv1 and conv2 faster than on every other lowering;
+//! - on an AVX-512 CPU, the shifted planes (`ops/shifted.rs`: `min(stride, KH)·KW` shifted
+//!   copies of the image instead of im2col's `KH·KW`, read in place by the packed kernel's
+//!   12x32 tile; no panels) for every convolution with at least 16 output pixels, except
+//!   Winograd's below when the batch has images for every thread
+//!   (`bench/results/conv_paths-20261129-041254.json`: ResNet-20 at batch 128, forward and
+//!   backward per convolution, 9.7 against 15.7 ms packed on its first stage and 9.2 against
+//!   11.1 ms Winograd on its last; every ResNet-18 layer at batch 1, the 7x7/2 stem at batch 16
+//!   (49.5 against 53.1 ms on the `gemm` crate) and LeNet-5's conv1 and conv2 faster than on
+//!   every other lowering);
 //! - 3x3 stride-1 convolutions with 64 channels or more in and out, and at least 64 2x2 output
 //!   tiles in the batch: Winograd's F(2x2, 3x3) (`ops/winograd.rs`), forward and input
 //!   gradient (2.25x fewer multiplies; ResNet-18's layer1 at batch 16: 22 against 34 ms on the
 //!   packed kernel); with 128 channels or more (in or out) it beats the shifted planes on a
-//!   batch (by 2-9% at batch 16), below that they do. With 32 channels or 16 tiles its
+//!   batch (by 8-21% at batch 16), below that they do. With 32 channels or 16 tiles its
 //!   transforms cost more than it saves;
 //! - the packed micro-kernel ([`super::packed_gemm`]: im2col writes its rows straight into the
 //!   panels; the AVX-512 12x32 tile runs at about twice the `gemm` crate's speed on ResNet's
@@ -551,9 +553,10 @@ const WINOGRAD_MIN_TILES: usize = 64;
 
 /// Channels (in and out) from which Winograd's F(2x2, 3x3) beats the shifted planes on a batch
 /// of images: its transforms cost `C + O` per tile against `C·O` multiply-adds saved, so it
-/// gains with channels. Measured (`bench/conv_paths.sh`, forward only, batch 16): 64 channels
-/// at 56x56 a tie, 128 at 28x28 and 256 at 14x14 Winograd by 9% and 2%; ResNet-20's 64
-/// channels at 7x7, forward and backward at batch 128, the shifted planes by 17%. With fewer
+/// gains with channels. Measured (`bench/conv_paths.sh`, forward only, batch 16,
+/// `conv_paths-20261129-034023.json` and `-041254.json`): 64 channels at 56x56 a tie, 128 at
+/// 28x28 and 256 at 14x14 Winograd by 16-21% and 8-21%; ResNet-20's 64 channels at 7x7,
+/// forward and backward at batch 128, the shifted planes by 17-24%. With fewer
 /// images than threads (inference on one image) the shifted planes won on every ResNet-18
 /// layer, Winograd's and the `gemm` crate's included.
 const SHIFTED_MAX_CHANNELS: usize = 128;
