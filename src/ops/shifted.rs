@@ -413,55 +413,30 @@ mod avx512 {
                 for t in 0..tiles {
                     let i = t * MR512;
                     let rows = MR512.min(m - i);
-                    // W's rows read in place: packing them cost 13% of a ResNet-18 inference
-                    // at batch 1, where each weight is used for few pixels.
+                    // W's rows read in place: packing them per image was the largest cost after
+                    // the tile in a ResNet-18 inference at batch 1 (each weight serves few
+                    // pixels there).
                     let a = &w[i * taps + k0..];
                     let offs = &offsets[k0..k0 + kc];
                     let c = &mut y[i * pixels + col..];
                     let accumulate = k0 > 0;
+                    // One monomorphised tile per row count (the registers are per row).
+                    macro_rules! tile_for_rows {
+                        ($($r:literal)*) => {
+                            match rows {
+                                $($r => rows_tile::<$r>(
+                                    kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
+                                ),)*
+                                _ => rows_tile::<1>(
+                                    kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
+                                ),
+                            }
+                        };
+                    }
                     // SAFETY: the CPU has AVX-512F (the caller checked isa()); the assert
                     // above keeps every row run inside planes (col + cols ≤ pixels), and
                     // rows_tile checks `a` and `c`.
-                    unsafe {
-                        match rows {
-                            12 => rows_tile::<12>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            11 => rows_tile::<11>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            10 => rows_tile::<10>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            9 => rows_tile::<9>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            8 => rows_tile::<8>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            7 => rows_tile::<7>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            6 => rows_tile::<6>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            5 => rows_tile::<5>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            4 => rows_tile::<4>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            3 => rows_tile::<3>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            2 => rows_tile::<2>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                            _ => rows_tile::<1>(
-                                kc, a, taps, offs, planes, col, c, pixels, cols, accumulate,
-                            ),
-                        }
-                    }
+                    unsafe { tile_for_rows!(12 11 10 9 8 7 6 5 4 3 2) }
                 }
             }
             k0 += kc;
