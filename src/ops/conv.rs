@@ -34,7 +34,10 @@
 //!   backward per convolution, 9.7 against 15.7 ms packed on its first stage and 9.2 against
 //!   11.1 ms Winograd on its last; every ResNet-18 layer at batch 1, the 7x7/2 stem at batch 16
 //!   (49.5 against 53.1 ms on the `gemm` crate) and LeNet-5's conv1 and conv2 faster than on
-//!   every other lowering);
+//!   every other lowering); on an AVX2 CPU (6x16 tile) the shifted planes for every
+//!   convolution with fewer than 64 channels in and out (ResNet-20's first two stages,
+//!   LeNet-5's conv1 and conv2), where they won on an AVX2-only AMD EPYC, and Winograd or the
+//!   `gemm` crate from 64 channels on (see `SHIFTED_MAX_CHANNELS_AVX2`);
 //! - 3x3 stride-1 convolutions with 64 channels or more in and out, and at least 64 2x2 output
 //!   tiles in the batch: Winograd's F(2x2, 3x3) (`ops/winograd.rs`), forward and input
 //!   gradient (2.25x fewer multiplies; ResNet-18's layer1 at batch 16: 22 against 34 ms on the
@@ -54,7 +57,8 @@
 //! weights on the same choice when that costs no more multiplies than `Wᵀ·∂L/∂y` then col2im;
 //! strided convolutions always take col2im (im2col lowerings gather with a stride). The weight
 //! gradient of a stride-1 convolution with 3-wide kernels is the shifted planes' (outer
-//! products, no im2col), whichever lowering the forward takes.
+//! products, no im2col), whichever lowering the forward takes (on AVX2 from 16 input channels:
+//! see `SHIFTED_DW_MIN_CHANNELS_AVX2`).
 //!
 //! Forcing the packed path for every convolution, as all of them ran from commit 744a392 on,
 //! makes a LeNet-5 training step 3-4x slower (0.64x-0.86x of burn's ops against 2.3x-2.6x by
@@ -341,7 +345,8 @@ enum Lowering {
     /// Winograd's F(2x2, 3x3) for 3x3 stride-1 convolutions ([`super::winograd`]).
     Winograd,
     /// The packed kernel's tile reading its `B` rows in place from shifted copies of the image
-    /// ([`super::shifted`]): stride 1, 3-wide kernels, AVX-512; elsewhere [`Lowering::Packed`].
+    /// ([`super::shifted`]): any stride and kernel, AVX2 or AVX-512; elsewhere
+    /// [`Lowering::Packed`].
     Shifted,
 }
 
@@ -360,7 +365,7 @@ enum WeightGradient {
     /// `∂L/∂Y · Xᵀ` image by image, im2col built again, on the `gemm` crate.
     Im2col,
     /// Outer products over shifted copies of the image, no im2col ([`super::shifted`]):
-    /// stride 1, 3-wide kernels, AVX-512.
+    /// stride 1, 3-wide kernels, AVX2 or AVX-512.
     Shifted,
 }
 
@@ -498,31 +503,37 @@ impl Geometry {
         }
     }
 
-    /// Whether the shifted-planes forward computes this convolution: an AVX-512 CPU (its tile
-    /// is written for AVX-512 only); any stride and kernel.
+    /// Whether the shifted-planes forward computes this convolution: an AVX2 or AVX-512 CPU
+    /// (its tiles are written for those); any stride and kernel.
     fn shifted_fits(&self) -> bool {
-        super::isa() == super::Isa::Avx512
+        super::isa() >= super::Isa::Avx2
     }
 
     /// Whether the shifted planes beat Winograd's F(2x2, 3x3) and the im2col lowerings (see
     /// [`SHIFTED_MAX_CHANNELS`]).
     fn shifted_wins(&self) -> bool {
         let threads = rayon::current_num_threads();
-        self.shifted_fits()
-            && self.pixels() >= SHIFTED_MIN_PIXELS
-            && (self.n < threads
+        if !self.shifted_fits() || self.pixels() < SHIFTED_MIN_PIXELS {
+            return false;
+        }
+        if super::isa() == super::Isa::Avx512 {
+            self.n < threads
                 || !self.winograd_fits()
-                || (self.c < SHIFTED_MAX_CHANNELS && self.o < SHIFTED_MAX_CHANNELS))
+                || (self.c < SHIFTED_MAX_CHANNELS && self.o < SHIFTED_MAX_CHANNELS)
+        } else {
+            self.c < SHIFTED_MAX_CHANNELS_AVX2 && self.o < SHIFTED_MAX_CHANNELS_AVX2
+        }
     }
 
     /// The weight gradient without im2col where it applies: stride 1, 3-wide kernels, an
-    /// AVX-512 CPU.
+    /// AVX-512 CPU, or an AVX2 one from [`SHIFTED_DW_MIN_CHANNELS_AVX2`] input channels.
     fn auto_weight_gradient(&self) -> WeightGradient {
-        if self.s == [1, 1]
-            && self.kw == shifted::KW
-            && self.pixels() > 0
-            && super::isa() == super::Isa::Avx512
-        {
+        let deep_enough = match super::isa() {
+            super::Isa::Avx512 => true,
+            super::Isa::Avx2 => self.c >= SHIFTED_DW_MIN_CHANNELS_AVX2,
+            super::Isa::Portable => false,
+        };
+        if self.s == [1, 1] && self.kw == shifted::KW && self.pixels() > 0 && deep_enough {
             WeightGradient::Shifted
         } else {
             WeightGradient::Im2col
@@ -560,6 +571,18 @@ const WINOGRAD_MIN_TILES: usize = 64;
 /// images than threads (inference on one image) the shifted planes won on every ResNet-18
 /// layer, Winograd's and the `gemm` crate's included.
 const SHIFTED_MAX_CHANNELS: usize = 128;
+/// Channels (in or out) from which the shifted planes' AVX2 forward tile (6x16) loses to the
+/// other lowerings, on a batch and on one image alike. Measured on an AVX2-only AMD EPYC
+/// (Zen 1, `bench/conv_paths.sh`, forward and backward, 2026-11-29): ResNet-20's 16 and 32
+/// channels at batch 128, 39 and 35 ms against 54 and 38 ms on Winograd, 60 and 52 ms on the
+/// `gemm` crate; at 64 channels Winograd by 11% (41 against 46 ms), and ResNet-18's 128 to
+/// 512 channels (batch 1 and 16) the `gemm` crate or Winograd by up to 2x.
+const SHIFTED_MAX_CHANNELS_AVX2: usize = 64;
+/// Fewest input channels for the shifted planes' weight gradient on AVX2: ResNet-20's stem (3
+/// channels, 27 taps) took 9.2 ms forward and backward against 7.8 ms with im2col and the
+/// `gemm` crate; from 16 channels the shifted planes won by 10-13% (39 against 43 ms at 16,
+/// 35 against 39 at 32, 40 against 45 at 64; the same run as above).
+const SHIFTED_DW_MIN_CHANNELS_AVX2: usize = 16;
 /// Fewest output pixels for the shifted planes (their tile is 32 pixels wide).
 const SHIFTED_MIN_PIXELS: usize = 16;
 

@@ -181,7 +181,7 @@ pub enum ConvPath {
     /// convolution with the flipped weights) input gradient; the choice by shape for the others.
     /// Kept to compare with the other lowerings.
     Winograd,
-    /// On an AVX-512 CPU, every convolution's forward on shifted copies of the image
+    /// On an AVX2 or AVX-512 CPU, every convolution's forward on shifted copies of the image
     /// (`super::shifted`, no im2col), and the input gradient of the stride-1 ones as the
     /// flipped convolution there too; the weight gradient as by shape. The choice by shape on
     /// other CPUs.
