@@ -572,16 +572,17 @@ const WINOGRAD_MIN_TILES: usize = 64;
 /// layer, Winograd's and the `gemm` crate's included.
 const SHIFTED_MAX_CHANNELS: usize = 128;
 /// Channels (in or out) from which the shifted planes' AVX2 forward tile (6x16) loses to the
-/// other lowerings, on a batch and on one image alike. Measured on an AVX2-only AMD EPYC
-/// (Zen 1, `bench/conv_paths.sh`, forward and backward, 2026-11-29): ResNet-20's 16 and 32
-/// channels at batch 128, 39 and 35 ms against 54 and 38 ms on Winograd, 60 and 52 ms on the
-/// `gemm` crate; at 64 channels Winograd by 11% (41 against 46 ms), and ResNet-18's 128 to
-/// 512 channels (batch 1 and 16) the `gemm` crate or Winograd by up to 2x.
+/// other lowerings, on a batch and on one image alike. Measured on an AVX2-only AMD EPYC (Zen
+/// 1, `bench/results/conv_paths-20261129-060056.json`, forward and backward): ResNet-20's 16
+/// and 32 channels at batch 128 took 35 and 28 ms against 47-51 and 29-37 ms on the other
+/// lowerings; at 64 channels Winograd won (33 against 38 ms), and ResNet-18's 128-512-channel
+/// layers were 1.06-2.3x slower on the shifted planes (batch 1 and 16). ResNet-18's
+/// 64-channel layer1 at batch 1 went either way between runs.
 const SHIFTED_MAX_CHANNELS_AVX2: usize = 64;
-/// Fewest input channels for the shifted planes' weight gradient on AVX2: ResNet-20's stem (3
-/// channels, 27 taps) took 9.2 ms forward and backward against 7.8 ms with im2col and the
-/// `gemm` crate; from 16 channels the shifted planes won by 10-13% (39 against 43 ms at 16,
-/// 35 against 39 at 32, 40 against 45 at 64; the same run as above).
+/// Fewest input channels for the shifted planes' weight gradient on AVX2: with ResNet-20's stem
+/// (3 channels, 27 taps) forward and backward took 9.2 ms against 7.8 ms with im2col and the
+/// `gemm` crate; from 16 channels the shifted planes won by 9-12% (39 against 43 ms at 16, 35
+/// against 39 at 32, 40 against 45 at 64; run record `docs/avx2-weight-gradient/`).
 const SHIFTED_DW_MIN_CHANNELS_AVX2: usize = 16;
 /// Fewest output pixels for the shifted planes (their tile is 32 pixels wide).
 const SHIFTED_MIN_PIXELS: usize = 16;
