@@ -664,6 +664,65 @@ fn check_forward_tile(t: &Tile, c: &[f32], max_rows: usize, max_cols: usize) {
     );
 }
 
+/// The weight-gradient tile `tile::<R, NV>` of one instruction set (see `Outer`): `out[i][v·V..]
+/// += Σ_images Σ_p x[image·x_image + offs[i] + p] · dyt[image, p, v·V..]` for `i < n_rows`, in
+/// `R × NV` accumulators of the set's vector type. Expanded inside [`avx512`] and [`avx2`],
+/// where `V`, `ACCUMULATORS`, `Run` and `check_outer_tile` resolve; the arguments name the
+/// target features and the intrinsics.
+#[cfg(target_arch = "x86_64")]
+macro_rules! outer_tile_fn {
+    ($feature:literal, $vec:ty, $zero:ident, $load:ident, $splat:ident, $fmadd:ident, $add:ident,
+     $store:ident) => {
+        /// [`outer_tile`] for `R` taps and `NV` vectors.
+        ///
+        /// # Safety
+        ///
+        /// The CPU has the features named in `target_feature`.
+        #[target_feature(enable = $feature)]
+        unsafe fn tile<const R: usize, const NV: usize>(
+            run: &Run,
+            x: &[f32],
+            offs: &[usize; MAX_TILE_TAPS],
+            dyt: &[f32],
+            out: &mut [f32],
+            n_rows: usize,
+        ) {
+            assert!(R * NV == ACCUMULATORS);
+            check_outer_tile(R, NV, V, run, x, offs, dyt, out, n_rows);
+            let (pixels, o_pad) = (run.pixels, run.o_pad);
+            let mut acc = [[$zero(); NV]; R];
+            for img in 0..run.count {
+                // SAFETY: the check above bounds every read: tap runs of `pixels` values and
+                // `count·pixels` rows of dyt of NV vectors each.
+                unsafe {
+                    let xp = x.as_ptr().add(img * run.x_image);
+                    let rows: [*const f32; R] = std::array::from_fn(|i| xp.add(offs[i]));
+                    let mut d = dyt.as_ptr().add(img * pixels * o_pad);
+                    for p in 0..pixels {
+                        let dv: [$vec; NV] = std::array::from_fn(|v| $load(d.add(v * V)));
+                        for (i, acc_i) in acc.iter_mut().enumerate() {
+                            let xv = $splat(*rows[i].add(p));
+                            for v in 0..NV {
+                                acc_i[v] = $fmadd(xv, dv[v], acc_i[v]);
+                            }
+                        }
+                        d = d.add(o_pad);
+                    }
+                }
+            }
+            for (i, acc_i) in acc.iter().enumerate().take(n_rows) {
+                for (v, a) in acc_i.iter().enumerate() {
+                    // SAFETY: row i < n_rows, vector v < NV: inside out (checked above).
+                    unsafe {
+                        let dst = out.as_mut_ptr().add(i * o_pad + v * V);
+                        $store(dst, $add(*a, $load(dst)));
+                    }
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{check_forward_tile, check_outer_tile, Run, Tile, MAX_TILE_TAPS};
@@ -768,53 +827,16 @@ mod avx512 {
         }
     }
 
-    /// [`outer_tile`] for `R` taps and `NV` vectors.
-    ///
-    /// # Safety
-    ///
-    /// The CPU has AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn tile<const R: usize, const NV: usize>(
-        run: &Run,
-        x: &[f32],
-        offs: &[usize; MAX_TILE_TAPS],
-        dyt: &[f32],
-        out: &mut [f32],
-        n_rows: usize,
-    ) {
-        assert!(R * NV == ACCUMULATORS);
-        check_outer_tile(R, NV, V, run, x, offs, dyt, out, n_rows);
-        let (pixels, o_pad) = (run.pixels, run.o_pad);
-        let mut acc = [[_mm512_setzero_ps(); NV]; R];
-        for img in 0..run.count {
-            // SAFETY: the check above bounds every read: tap runs of `pixels` values and
-            // `count·pixels` rows of dyt of NV vectors each.
-            unsafe {
-                let xp = x.as_ptr().add(img * run.x_image);
-                let rows: [*const f32; R] = std::array::from_fn(|i| xp.add(offs[i]));
-                let mut d = dyt.as_ptr().add(img * pixels * o_pad);
-                for p in 0..pixels {
-                    let dv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(d.add(v * V)));
-                    for (i, acc_i) in acc.iter_mut().enumerate() {
-                        let xv = _mm512_set1_ps(*rows[i].add(p));
-                        for v in 0..NV {
-                            acc_i[v] = _mm512_fmadd_ps(xv, dv[v], acc_i[v]);
-                        }
-                    }
-                    d = d.add(o_pad);
-                }
-            }
-        }
-        for (i, acc_i) in acc.iter().enumerate().take(n_rows) {
-            for (v, a) in acc_i.iter().enumerate() {
-                // SAFETY: row i < n_rows, vector v < NV: inside out (checked above).
-                unsafe {
-                    let dst = out.as_mut_ptr().add(i * o_pad + v * V);
-                    _mm512_storeu_ps(dst, _mm512_add_ps(*a, _mm512_loadu_ps(dst)));
-                }
-            }
-        }
-    }
+    outer_tile_fn!(
+        "avx512f",
+        __m512,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps,
+        _mm512_storeu_ps
+    );
 }
 
 /// The AVX2 tiles: [`avx512`]'s with 8 lanes and 16 registers. A tile with fewer than 16
@@ -943,53 +965,16 @@ mod avx2 {
         }
     }
 
-    /// [`outer_tile`] for `R` taps and `NV` vectors.
-    ///
-    /// # Safety
-    ///
-    /// The CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile<const R: usize, const NV: usize>(
-        run: &Run,
-        x: &[f32],
-        offs: &[usize; MAX_TILE_TAPS],
-        dyt: &[f32],
-        out: &mut [f32],
-        n_rows: usize,
-    ) {
-        assert!(R * NV == ACCUMULATORS);
-        check_outer_tile(R, NV, V, run, x, offs, dyt, out, n_rows);
-        let (pixels, o_pad) = (run.pixels, run.o_pad);
-        let mut acc = [[_mm256_setzero_ps(); NV]; R];
-        for img in 0..run.count {
-            // SAFETY: the check above bounds every read: tap runs of `pixels` values and
-            // `count·pixels` rows of dyt of NV vectors each.
-            unsafe {
-                let xp = x.as_ptr().add(img * run.x_image);
-                let rows: [*const f32; R] = std::array::from_fn(|i| xp.add(offs[i]));
-                let mut d = dyt.as_ptr().add(img * pixels * o_pad);
-                for p in 0..pixels {
-                    let dv: [__m256; NV] = std::array::from_fn(|v| _mm256_loadu_ps(d.add(v * V)));
-                    for (i, acc_i) in acc.iter_mut().enumerate() {
-                        let xv = _mm256_set1_ps(*rows[i].add(p));
-                        for v in 0..NV {
-                            acc_i[v] = _mm256_fmadd_ps(xv, dv[v], acc_i[v]);
-                        }
-                    }
-                    d = d.add(o_pad);
-                }
-            }
-        }
-        for (i, acc_i) in acc.iter().enumerate().take(n_rows) {
-            for (v, a) in acc_i.iter().enumerate() {
-                // SAFETY: row i < n_rows, vector v < NV: inside out (checked above).
-                unsafe {
-                    let dst = out.as_mut_ptr().add(i * o_pad + v * V);
-                    _mm256_storeu_ps(dst, _mm256_add_ps(*a, _mm256_loadu_ps(dst)));
-                }
-            }
-        }
-    }
+    outer_tile_fn!(
+        "avx2,fma",
+        __m256,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_storeu_ps
+    );
 }
 
 #[cfg(test)]
