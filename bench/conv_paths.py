@@ -20,7 +20,8 @@ PATHS = ["packed", "gemm", "winograd", "shifted", "auto", "burn"]
 def main():
     rounds = sys.argv[1] if len(sys.argv) > 1 else "5"
     env = dict(os.environ, RAYON_NUM_THREADS="2")
-    out = subprocess.run([BIN, rounds], check=True, capture_output=True, text=True, env=env).stdout
+    shape_filter = sys.argv[2] if len(sys.argv) > 2 else ""
+    out = subprocess.run([BIN, rounds, shape_filter], check=True, capture_output=True, text=True, env=env).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     print(f"conv lowerings, ms (forward + backward where training), {rounds} rounds, "
           f"{results.machine()['cpu_model']}\n")
@@ -29,7 +30,8 @@ def main():
     for r in rows:
         print(f"| {r['shape']} | " + " | ".join(f"{r[p]:.2f}" for p in PATHS) + " |")
     summary = {r["shape"]: {p: r[p] for p in PATHS} for r in rows}
-    results.write("conv_paths", rows, summary, {"config": {"rounds": int(rounds), "threads": 2}})
+    results.write("conv_paths", rows, summary,
+                  {"config": {"rounds": int(rounds), "threads": 2, "filter": shape_filter}})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ BASE = {"cnn": os.environ["DEEPNET_BASE_CNN_STEP"], "rnn": os.environ["DEEPNET_B
 WORKLOADS = {
     "resnet20 train b128": ("cnn", ["resnet20", "train", "128", "4"], "ms"),
     "resnet18 infer b16": ("cnn", ["resnet18", "infer", "16", "4"], "ms"),
+    "resnet18 infer b1": ("cnn", ["resnet18", "infer", "1", "20"], "ms"),
     "lstm h256 train": ("rnn", ["lstm", "fused", "256", "20"], "ms_per_step"),
     "lstm h64 train": ("rnn", ["lstm", "fused", "64", "40"], "ms_per_step"),
 }

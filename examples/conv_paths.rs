@@ -131,6 +131,22 @@ const SHAPES: &[Shape] = &[
         true,
     ),
     (
+        "resnet20.stage3.s2",
+        [128, 32, 14, 14],
+        [64, 32, 3, 3],
+        1,
+        true,
+        true,
+    ),
+    (
+        "resnet18.conv1.s2.b1",
+        [1, 3, 224, 224],
+        [64, 3, 7, 7],
+        3,
+        false,
+        false,
+    ),
+    (
         "resnet18.conv1.s2.b16",
         [16, 3, 224, 224],
         [64, 3, 7, 7],

@@ -36,18 +36,21 @@
 //!   (49.5 against 53.1 ms on the `gemm` crate) and LeNet-5's conv1 and conv2 faster than on
 //!   every other lowering); on an AVX2 CPU (6x16 tile) the shifted planes for every
 //!   convolution with fewer than 64 channels in and out (ResNet-20's first two stages,
-//!   LeNet-5's conv1 and conv2), where they won on an AVX2-only AMD EPYC, and Winograd or the
-//!   `gemm` crate from 64 channels on (see `SHIFTED_MAX_CHANNELS_AVX2`);
+//!   LeNet-5's conv1 and conv2), where they won on an AVX2-only AMD EPYC, and with 64 at
+//!   most on fewer images than threads or with kernels of 25 taps or more (ResNet-18's layer1
+//!   at batch 1, its 7x7/2 stem); Winograd or the `gemm` crate otherwise (see
+//!   `SHIFTED_MAX_CHANNELS_AVX2`);
 //! - 3x3 stride-1 convolutions with 64 channels or more in and out, and at least 64 2x2 output
 //!   tiles in the batch: Winograd's F(2x2, 3x3) (`ops/winograd.rs`), forward and input
 //!   gradient (2.25x fewer multiplies; ResNet-18's layer1 at batch 16: 22 against 34 ms on the
 //!   packed kernel); with 128 channels or more (in or out) it beats the shifted planes on a
 //!   batch (by 8-21% at batch 16), below that they do. With 32 channels or 16 tiles its
 //!   transforms cost more than it saves;
-//! - the packed micro-kernel ([`super::packed_gemm`]: im2col writes its rows straight into the
-//!   panels; the AVX-512 12x32 tile runs at about twice the `gemm` crate's speed on ResNet's
-//!   shapes, the crate having AVX-512 only on nightly Rust) for products with at least 12 rows
-//!   and depth 64;
+//! - on an AVX-512 CPU, the packed micro-kernel ([`super::packed_gemm`]: im2col writes its
+//!   rows straight into the panels; the 12x32 tile runs at about twice the `gemm` crate's
+//!   speed on ResNet's shapes, the crate having AVX-512 only on nightly Rust) for products with
+//!   at least 12 rows and depth 64 (its AVX2 6x16 tile lost to the crate: see
+//!   `Geometry::packed_wins`);
 //! - otherwise im2col and the `gemm` crate, image by image (LeNet-5's conv1 and conv2 on AVX2:
 //!   6 and 16 output channels, depth 25 and 150, fill too little of the 12-row tile; conv2 took
 //!   2.3 ms this way, 4.2 ms packed). 7x7 maps (ResNet's last stage) too: 49 columns fill the
@@ -386,9 +389,16 @@ impl Geometry {
     /// Whether the packed micro-kernel beats the `gemm` crate on this convolution's forward
     /// product `[O, C·KH·KW] x [C·KH·KW, OH·OW]`: it needs rows enough to fill its 12-row
     /// tile, columns enough to fill its 32-wide tiles, and a product deep enough to amortise
-    /// writing im2col into panels.
+    /// writing im2col into panels. Only the AVX-512 12x32 tile does: on an AVX2-only AMD EPYC
+    /// (Zen 1) the 6x16 tile lost to the `gemm` crate on every convolution measured where the
+    /// choice falls between the two (`bench/results/conv_paths-20261129-082250.json`,
+    /// ResNet-18 at batch 1 and 16: 256 channels at 14x14, 4.38 against 3.93 ms at batch 1 and
+    /// 63.2 against 57.0 at batch 16; the 64 -> 128 stride-2 conv 31.8 against 31.2 ms; and
+    /// `conv_paths-20261129-082641.json`, ResNet-20's stride-2 convs in training: 23.2 and 22.0
+    /// against 22.4 and 20.3 ms).
     fn packed_wins(&self) -> bool {
-        self.o >= PACKED_MIN_ROWS
+        super::isa() == super::Isa::Avx512
+            && self.o >= PACKED_MIN_ROWS
             && self.ckk() >= PACKED_MIN_DEPTH
             && self.pixels() >= PACKED_MIN_PIXELS
     }
@@ -521,7 +531,11 @@ impl Geometry {
                 || !self.winograd_fits()
                 || (self.c < SHIFTED_MAX_CHANNELS && self.o < SHIFTED_MAX_CHANNELS)
         } else {
-            self.c < SHIFTED_MAX_CHANNELS_AVX2 && self.o < SHIFTED_MAX_CHANNELS_AVX2
+            let (c, o) = (self.c, self.o);
+            (c < SHIFTED_MAX_CHANNELS_AVX2 && o < SHIFTED_MAX_CHANNELS_AVX2)
+                || (c <= SHIFTED_MAX_CHANNELS_AVX2
+                    && o <= SHIFTED_MAX_CHANNELS_AVX2
+                    && (self.n < threads || self.kh * self.kw >= SHIFTED_LARGE_KERNEL_AVX2))
         }
     }
 
@@ -576,9 +590,20 @@ const SHIFTED_MAX_CHANNELS: usize = 128;
 /// 1, `bench/results/conv_paths-20261129-060056.json`, forward and backward): ResNet-20's 16
 /// and 32 channels at batch 128 took 35 and 28 ms against 47-51 and 29-37 ms on the other
 /// lowerings; at 64 channels Winograd won (33 against 38 ms), and ResNet-18's 128-512-channel
-/// layers were 1.06-2.3x slower on the shifted planes (batch 1 and 16). ResNet-18's
-/// 64-channel layer1 at batch 1 went either way between runs.
+/// layers were 1.06-2.3x slower on the shifted planes (batch 1 and 16). At 64 channels exactly
+/// they win with fewer images than threads, and for large kernels (see
+/// [`SHIFTED_LARGE_KERNEL_AVX2`]): ResNet-18's layer1 at batch 1, 3.77 against 4.80 ms on
+/// Winograd (`conv_paths-20261129-082250.json`, 7 rounds; two more runs of the same binary:
+/// 3.84 and 3.71 against 4.90 and 4.77). ResNet-20's 32 -> 64-channel stride-2 conv at batch
+/// 128 (training) stays on the `gemm` crate: 22.05 against 20.30 ms
+/// (`conv_paths-20261129-082641.json`).
 const SHIFTED_MAX_CHANNELS_AVX2: usize = 64;
+/// Taps `KH·KW` from which a convolution with at most 64 channels in and out takes the shifted
+/// planes on AVX2 on a batch too: im2col copies every pixel `KH·KW` times, the planes
+/// `min(stride, KH)·KW` times. ResNet-18's 7x7/2 stem (3 -> 64), `conv_paths-20261129-082250.json`:
+/// 86.6 against 101.2 ms on the packed kernel and 99.0 on the `gemm` crate at batch 16, 6.05
+/// against 8.57 and 7.71 ms at batch 1.
+const SHIFTED_LARGE_KERNEL_AVX2: usize = 25;
 /// Fewest input channels for the shifted planes' weight gradient on AVX2: with ResNet-20's stem
 /// (3 channels, 27 taps) forward and backward took 9.2 ms against 7.8 ms with im2col and the
 /// `gemm` crate; from 16 channels the shifted planes won by 9-12% (39 against 43 ms at 16, 35
