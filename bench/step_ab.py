@@ -31,6 +31,8 @@ WORKLOADS = {
     "resnet18 infer b1": ("cnn", ["resnet18", "infer", "1", "20"], "ms"),
     "lstm h256 train": ("rnn", ["lstm", "fused", "256", "20"], "ms_per_step"),
     "lstm h64 train": ("rnn", ["lstm", "fused", "64", "40"], "ms_per_step"),
+    "gru h256 train": ("rnn", ["gru", "fused", "256", "20"], "ms_per_step"),
+    "gru h64 train": ("rnn", ["gru", "fused", "64", "40"], "ms_per_step"),
 }
 
 

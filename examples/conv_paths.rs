@@ -238,26 +238,36 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
     let filter = args.get(2).cloned().unwrap_or_default();
+    // Optional third argument: a comma-separated subset of PATHS (e.g. `auto` for a profile).
+    let only: Vec<String> = args
+        .get(3)
+        .map(|a| a.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let paths: Vec<&str> = PATHS
+        .iter()
+        .copied()
+        .filter(|p| only.is_empty() || only.iter().any(|o| o == p))
+        .collect();
     for shape in SHAPES.iter().filter(|s| s.0.contains(&filter)) {
         let reps = if shape.1[0] * shape.2[0] * shape.1[2] * shape.1[3] > 2_000_000 {
             3
         } else {
             9
         };
-        let mut ms = vec![Vec::new(); PATHS.len()];
-        for path in PATHS {
+        let mut ms = vec![Vec::new(); paths.len()];
+        for &path in &paths {
             select(path);
             time(shape, 1); // warm-up
         }
         for r in 0..rounds {
-            for k in 0..PATHS.len() {
+            for k in 0..paths.len() {
                 // Alternate the order between rounds.
-                let k = if r % 2 == 0 { k } else { PATHS.len() - 1 - k };
-                select(PATHS[k]);
+                let k = if r % 2 == 0 { k } else { paths.len() - 1 - k };
+                select(paths[k]);
                 ms[k].push(time(shape, reps));
             }
         }
-        let fields: Vec<String> = PATHS
+        let fields: Vec<String> = paths
             .iter()
             .zip(ms.iter_mut())
             .map(|(p, v)| format!("\"{p}\": {:.3}", median(v)))

@@ -78,7 +78,8 @@ fn assert_close<const D: usize>(what: &str, a: Tensor<D>, b: Tensor<D>, tol: f32
 /// dense 1x1-output one included), ResNet-like 3x3s with and without enough images for
 /// every thread, odd sizes, a padding above `K - 1` (col2im only), 64-channel 3x3s for
 /// Winograd's F(2x2, 3x3) (with more images than threads, and one image: its 16 products split
-/// over the threads), 3-wide kernels for the shifted planes (no padding, padding 2, a 5x3
+/// over the threads; on channel vectors, 11 -> 9 channels for a part vector, and on rows of
+/// tiles for a 18x17 map), 3-wide kernels for the shifted planes (no padding, padding 2, a 5x3
 /// kernel), and strided ones (ResNet's 7x7/2 stem, 3x3/2 and 1x1/2).
 const CONVS: &[([usize; 4], [usize; 4], usize, usize)] = &[
     ([4, 1, 28, 28], [6, 1, 5, 5], 2, 1),
@@ -90,6 +91,8 @@ const CONVS: &[([usize; 4], [usize; 4], usize, usize)] = &[
     ([2, 2, 4, 4], [3, 2, 2, 2], 2, 1),
     ([4, 64, 10, 9], [64, 64, 3, 3], 1, 1),
     ([1, 64, 16, 15], [64, 64, 3, 3], 1, 1),
+    ([3, 11, 6, 7], [9, 11, 3, 3], 1, 1),
+    ([2, 8, 18, 17], [8, 8, 3, 3], 1, 1),
     ([2, 5, 6, 11], [7, 5, 3, 3], 0, 1),
     ([2, 4, 5, 5], [9, 4, 3, 3], 2, 1),
     ([3, 4, 8, 8], [6, 4, 5, 3], 1, 1),

@@ -79,6 +79,14 @@ impl PackedB {
     }
 
     /// The matrix's `(k, n)`.
+    /// Sets `B[kk, j] = v` (the Winograd lowering writes its transformed weights this way,
+    /// straight into the panels).
+    #[inline(always)]
+    pub(crate) fn set(&mut self, kk: usize, j: usize, v: f32) {
+        assert!(kk < self.k && j < self.n, "set: outside the matrix");
+        self.panels[(j / NR) * self.k * NR + kk * NR + j % NR] = v;
+    }
+
     pub(crate) fn dims(&self) -> (usize, usize) {
         (self.k, self.n)
     }

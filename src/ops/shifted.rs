@@ -218,20 +218,26 @@ fn task_groups(
         let dy = &gs[first * out_len..(first + count) * out_len];
         let planes = &mut planes[..count * s.planes_len()];
         // Vectorised for the CPU: the planes' row copies, the bias sums and the transpose.
-        super::select::vectorized(|| {
-            for (i, img_planes) in planes.chunks_mut(s.planes_len()).enumerate() {
-                let img = first + i;
-                shifted_planes(&xs[img * img_len..(img + 1) * img_len], s, img_planes);
-            }
-            for (o, sum) in db.iter_mut().enumerate() {
-                *sum += (0..count)
-                    .map(|i| {
-                        super::batch_norm::sum16(&dy[i * out_len + o * pixels..][..pixels], |v| v)
-                    })
-                    .sum::<f64>() as f32;
-            }
-            outer.add_group(dy, planes, s, count);
-        });
+        super::select::vectorized(
+            #[inline(always)]
+            || {
+                for (i, img_planes) in planes.chunks_mut(s.planes_len()).enumerate() {
+                    let img = first + i;
+                    shifted_planes(&xs[img * img_len..(img + 1) * img_len], s, img_planes);
+                }
+                for (o, sum) in db.iter_mut().enumerate() {
+                    *sum += (0..count)
+                        .map(|i| {
+                            super::batch_norm::sum16(
+                                &dy[i * out_len + o * pixels..][..pixels],
+                                |v| v,
+                            )
+                        })
+                        .sum::<f64>() as f32;
+                }
+                outer.add_group(dy, planes, s, count);
+            },
+        );
         first += count;
     }
     outer.add_into(s, dw);

@@ -34,6 +34,13 @@
 //! images' tiles a band of [`TILES_PER_BAND`] at a time (bands span images where maps are
 //! small, so the products still fill the kernel's panels). With fewer images than threads, the
 //! 16 products of a band run in parallel instead.
+//!
+//! Small maps (up to 16x16 outputs: ResNet-20's last stage, ResNet-18's last two) take the
+//! channels-last form instead ([`forward_channels_last`]): there a row has 4 to 8 tiles, too few
+//! to fill a vector along the row, and the transforms took longer than the products. At 7x7
+//! with 64 channels a training step's forward and input gradient then took ~26 against ~32 ms
+//! (`bench/conv_paths.sh 3 resnet20.stage3`, with the `gemm` lowering as the in-run reference:
+//! 0.70-0.77x of it, 0.88-0.93x before).
 
 use std::ops::Range;
 
@@ -77,8 +84,320 @@ impl Conv3x3 {
     }
 }
 
-/// The convolution `y [n, o, h + 2p - 2, w + 2p - 2] = x ⋆ w + b` by F(2x2, 3x3).
+/// The convolution `y [n, o, h + 2p - 2, w + 2p - 2] = x ⋆ w + b` by F(2x2, 3x3): on
+/// channel vectors ([`forward_channels_last`]) where an image has at most
+/// [`CHANNELS_LAST_MAX_TILES`] tiles, on rows of tiles otherwise.
 pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f32> {
+    let (th, tw) = s.tiles();
+    if th * tw <= CHANNELS_LAST_MAX_TILES {
+        forward_channels_last(xs, ws, bs, s)
+    } else {
+        forward_rows(xs, ws, bs, s)
+    }
+}
+
+/// Most tiles per image for [`forward_channels_last`]: up to 16x16 outputs.
+const CHANNELS_LAST_MAX_TILES: usize = 64;
+
+/// [`forward`] with the transforms run on vectors of channels. On a small map (ResNet-20's
+/// 7x7 and 14x14, ResNet-18's last stages) a row of tiles is 4 to 7 tiles, too short for the
+/// row-wise transforms of [`forward_rows`] to fill a vector: there the transforms took more
+/// time than the 16 products at 7x7. Here each image is first transposed to channels-last
+/// `[H·W, C]`, so the 16 inputs of a tile are 16 vectors of `C` channels, and the products are
+/// turned around, `Mᵀ_ξ [tiles, O] = Vᵀ_ξ [tiles, C] · Uᵀ_ξ [C, O]`, so that `Vᵀ_ξ` is
+/// written a channel vector at a time and `Mᵀ_ξ` read so. Bands are whole images.
+fn forward_channels_last(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f32> {
+    let (oh, ow) = s.out();
+    let (th, tw) = s.tiles();
+    let out_len = s.o * oh * ow;
+    let mut out = vec![0f32; s.n * out_len];
+    if out.is_empty() || s.c == 0 {
+        return out;
+    }
+    // Uᵀ_ξ [C, O], transformed straight into the kernel's panels: packing U_ξ transposed in a
+    // second pass was 1.4% of ResNet-18's inference at batch 16 (512 channels).
+    let mut ut: Vec<PackedB> = (0..XI).map(|_| PackedB::zeros(s.c, s.o)).collect();
+    transform_weights_into(ws, |xi, f, v| ut[xi].set(f % s.c, f / s.c, v));
+    let threads = rayon::current_num_threads().max(1);
+    let images = s.n.div_ceil(threads).max(1);
+    let products_in_parallel = s.n < threads;
+    let img_len = s.c * s.h * s.w;
+    let img_tiles = th * tw;
+    let band_images = (TILES_PER_BAND / img_tiles).max(1);
+    out.par_chunks_mut(images * out_len)
+        .enumerate()
+        .for_each(|(t, out)| {
+            let count = out.len() / out_len;
+            let xs = &xs[t * images * img_len..][..count * img_len];
+            let band_images = band_images.min(count);
+            let max_tiles = band_images * img_tiles;
+            // The band's images, channels-last: [band_images, H·W, C].
+            let mut xt = vec![0f32; band_images * img_len];
+            // Vᵀ_ξ [tiles, C] and Mᵀ_ξ [tiles, O] for the 16 positions.
+            let mut v = vec![0f32; XI * max_tiles * s.c];
+            let mut m = vec![0f32; XI * max_tiles * s.o];
+            // One image's output, channels-last: [OH·OW, O].
+            let mut yt = vec![0f32; oh * ow * s.o];
+            for i0 in (0..count).step_by(band_images) {
+                let images = i0..(i0 + band_images).min(count);
+                let tiles = images.len() * img_tiles;
+                let (v, m) = (&mut v[..XI * tiles * s.c], &mut m[..XI * tiles * s.o]);
+                super::select::vectorized(
+                    #[inline(always)]
+                    || {
+                        for (i, img) in images.clone().enumerate() {
+                            // [C, H·W] -> [H·W, C]
+                            transpose(
+                                &xs[img * img_len..][..img_len],
+                                s.c,
+                                s.h * s.w,
+                                &mut xt[i * img_len..][..img_len],
+                            );
+                        }
+                        transform_input_channels_last(&xt, s, images.len(), v);
+                    },
+                );
+                // Mᵀ_ξ [tiles, O] = Vᵀ_ξ [tiles, C] · Uᵀ_ξ [C, O]
+                let product = |((m, v), ut): ((&mut [f32], &[f32]), &PackedB)| {
+                    gemm_packed(tiles, v, s.c, ut, m, s.o, false);
+                };
+                if products_in_parallel {
+                    m.par_chunks_mut(tiles * s.o)
+                        .zip(v.par_chunks(tiles * s.c))
+                        .zip(ut.par_iter())
+                        .for_each(product);
+                } else {
+                    m.chunks_mut(tiles * s.o)
+                        .zip(v.chunks(tiles * s.c))
+                        .zip(ut.iter())
+                        .for_each(product);
+                }
+                super::select::vectorized(
+                    #[inline(always)]
+                    || {
+                        for (i, img) in images.clone().enumerate() {
+                            transform_output_channels_last(m, s, bs, tiles, i, &mut yt);
+                            // [OH·OW, O] -> [O, OH·OW]
+                            transpose(&yt, oh * ow, s.o, &mut out[img * out_len..][..out_len]);
+                        }
+                    },
+                );
+            }
+        });
+    out
+}
+
+/// `dst [cols, rows] = srcᵀ` for `src [rows, cols]`, both row-major.
+#[inline(always)]
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    // Blocks of 8 rows: each source row is read in runs, each destination row written 8
+    // values at a time.
+    const B: usize = 8;
+    let mut r0 = 0;
+    while r0 < rows {
+        let rb = B.min(rows - r0);
+        for c in 0..cols {
+            let d = &mut dst[c * rows + r0..][..rb];
+            for (i, d) in d.iter_mut().enumerate() {
+                *d = src[(r0 + i) * cols + c];
+            }
+        }
+        r0 += rb;
+    }
+}
+
+/// `Vᵀ_ξ [tiles, C]` (`v [16, tiles, C]`) of the `count` channels-last images `xt [count, H·W,
+/// C]`: `V = Bᵀ d B` for every 4x4 input tile `d` (rows `2·ty - p ..`, columns `2·tx - p ..`,
+/// zero outside the image), tile `(image, ty, tx)` in row `(image · th + ty) · tw + tx`; each
+/// `d[i][j]` is a vector of `C` channels.
+#[inline(always)]
+fn transform_input_channels_last(xt: &[f32], s: &Conv3x3, count: usize, v: &mut [f32]) {
+    let (th, tw) = s.tiles();
+    let (h, w, c) = (s.h, s.w, s.c);
+    let tiles = count * th * tw;
+    let zeros = vec![0f32; c];
+    let mut outs: Vec<&mut [f32]> = v.chunks_mut(tiles * c).collect();
+    let outs: &mut [&mut [f32]; XI] = outs.as_mut_slice().try_into().expect("16 positions");
+    for img in 0..count {
+        let image = &xt[img * h * w * c..][..h * w * c];
+        for ty in 0..th {
+            for tx in 0..tw {
+                let tile = (img * th + ty) * tw + tx;
+                // The tile's 16 channel vectors, zeros outside the image (plain loops: the
+                // nested `array::from_fn` here was not inlined, a call per tile).
+                let mut d: [[&[f32]; 4]; 4] = [[&zeros[..]; 4]; 4];
+                for (i, row) in d.iter_mut().enumerate() {
+                    let Some(y) = (2 * ty + i).checked_sub(s.p[0]).filter(|&y| y < h) else {
+                        continue;
+                    };
+                    for (j, dij) in row.iter_mut().enumerate() {
+                        if let Some(x) = (2 * tx + j).checked_sub(s.p[1]).filter(|&x| x < w) {
+                            *dij = &image[(y * w + x) * c..][..c];
+                        }
+                    }
+                }
+                let mut o: [&mut [f32]; XI] = Default::default();
+                for (o, v) in o.iter_mut().zip(outs.iter_mut()) {
+                    *o = &mut v[tile * c..(tile + 1) * c];
+                }
+                // LANES channels at a time in fixed-size arrays (vector registers), the rest
+                // one by one.
+                let mut k = 0;
+                while k + LANES <= c {
+                    let v = input_tile(|i, j| lanes(d[i][j], k), sub, add);
+                    for (o, v) in o.iter_mut().zip(v) {
+                        o[k..k + LANES].copy_from_slice(&v);
+                    }
+                    k += LANES;
+                }
+                for k in k..c {
+                    let v = input_tile(|i, j| d[i][j][k], |a, b| a - b, |a, b| a + b);
+                    for (o, v) in o.iter_mut().zip(v) {
+                        o[k] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Values per fixed-size array in the channel-vector transforms: one AVX2 register.
+const LANES: usize = 8;
+
+/// `s[at..at + LANES]` as an array.
+#[inline(always)]
+fn lanes(s: &[f32], at: usize) -> [f32; LANES] {
+    s[at..at + LANES].try_into().expect("LANES values")
+}
+
+/// `a - b`, lane by lane.
+#[inline(always)]
+fn sub(a: [f32; LANES], b: [f32; LANES]) -> [f32; LANES] {
+    let mut r = a;
+    for (r, b) in r.iter_mut().zip(b) {
+        *r -= b;
+    }
+    r
+}
+
+/// `a + b`, lane by lane.
+#[inline(always)]
+fn add(a: [f32; LANES], b: [f32; LANES]) -> [f32; LANES] {
+    let mut r = a;
+    for (r, b) in r.iter_mut().zip(b) {
+        *r += b;
+    }
+    r
+}
+
+/// `V = Bᵀ d B` of one 4x4 tile `d(i, j)` (values or lane arrays), `V` in position order `ξ =
+/// 4·row + column`.
+#[inline(always)]
+fn input_tile<T: Copy>(
+    d: impl Fn(usize, usize) -> T,
+    sub: impl Fn(T, T) -> T,
+    add: impl Fn(T, T) -> T,
+) -> [T; XI] {
+    // Bᵀ d, column j: rows combined.
+    let column = |j: usize| {
+        let (d0, d1, d2, d3) = (d(0, j), d(1, j), d(2, j), d(3, j));
+        [sub(d0, d2), add(d1, d2), sub(d2, d1), sub(d1, d3)]
+    };
+    let (c0, c1, c2, c3) = (column(0), column(1), column(2), column(3));
+    // (Bᵀ d) B, row i.
+    let row = |i: usize| {
+        let (a, b, c, e) = (c0[i], c1[i], c2[i], c3[i]);
+        [sub(a, c), add(b, c), sub(c, b), sub(b, e)]
+    };
+    let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+    [
+        r0[0], r0[1], r0[2], r0[3], r1[0], r1[1], r1[2], r1[3], r2[0], r2[1], r2[2], r2[3], r3[0],
+        r3[1], r3[2], r3[3],
+    ]
+}
+
+/// Image `img`'s output, channels-last `yt [OH·OW, O]`, from `Mᵀ [16, tiles, O]`: `Y = Aᵀ m A
+/// + b` of every tile's 16 product vectors, the 2x2 block clipped at odd edges.
+#[inline(always)]
+fn transform_output_channels_last(
+    m: &[f32],
+    s: &Conv3x3,
+    bs: &[f32],
+    tiles: usize,
+    img: usize,
+    yt: &mut [f32],
+) {
+    let (oh, ow) = s.out();
+    let (th, tw) = s.tiles();
+    let o = s.o;
+    let bs = &bs[..o];
+    let mut y = [vec![0f32; o], vec![0f32; o], vec![0f32; o], vec![0f32; o]];
+    for ty in 0..th {
+        for tx in 0..tw {
+            let tile = (img * th + ty) * tw + tx;
+            let mut mm: [&[f32]; XI] = [&[]; XI];
+            for (xi, mm) in mm.iter_mut().enumerate() {
+                *mm = &m[(xi * tiles + tile) * o..][..o];
+            }
+            let [y00, y01, y10, y11] = &mut y;
+            let (y00, y01, y10, y11) = (&mut y00[..o], &mut y01[..o], &mut y10[..o], &mut y11[..o]);
+            let mut k = 0;
+            while k + LANES <= o {
+                let q = output_tile(|xi| lanes(mm[xi], k), lanes(bs, k), sub, add);
+                for (y, q) in [&mut *y00, &mut *y01, &mut *y10, &mut *y11]
+                    .into_iter()
+                    .zip(q)
+                {
+                    y[k..k + LANES].copy_from_slice(&q);
+                }
+                k += LANES;
+            }
+            for k in k..o {
+                let q = output_tile(|xi| mm[xi][k], bs[k], |a, b| a - b, |a, b| a + b);
+                for (y, q) in [&mut *y00, &mut *y01, &mut *y10, &mut *y11]
+                    .into_iter()
+                    .zip(q)
+                {
+                    y[k] = q;
+                }
+            }
+            for (q, yq) in y.iter().enumerate() {
+                let (oy, ox) = (2 * ty + q / 2, 2 * tx + q % 2);
+                if oy < oh && ox < ow {
+                    yt[(oy * ow + ox) * o..][..o].copy_from_slice(yq);
+                }
+            }
+        }
+    }
+}
+
+/// `Y = Aᵀ m A + b` of one tile's 16 products `m(ξ)` (values or lane arrays): `[y00, y01,
+/// y10, y11]`, summed in the order of [`transform_output`].
+#[inline(always)]
+fn output_tile<T: Copy>(
+    m: impl Fn(usize) -> T,
+    b: T,
+    sub: impl Fn(T, T) -> T,
+    add: impl Fn(T, T) -> T,
+) -> [T; 4] {
+    // Aᵀ m: [2, 4]
+    let t0 = |col: usize| add(add(m(col), m(4 + col)), m(8 + col));
+    let t1 = |col: usize| sub(sub(m(4 + col), m(8 + col)), m(12 + col));
+    let t0 = [t0(0), t0(1), t0(2), t0(3)];
+    let t1 = [t1(0), t1(1), t1(2), t1(3)];
+    // (Aᵀ m) A: [2, 2]
+    [
+        add(add(add(t0[0], t0[1]), t0[2]), b),
+        add(sub(sub(t0[1], t0[2]), t0[3]), b),
+        add(add(add(t1[0], t1[1]), t1[2]), b),
+        add(sub(sub(t1[1], t1[2]), t1[3]), b),
+    ]
+}
+
+/// [`forward`] on rows of tiles: each task transforms and multiplies its images' tiles a band
+/// of [`TILES_PER_BAND`] at a time (see the module docs).
+fn forward_rows(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f32> {
     let (oh, ow) = s.out();
     let (th, tw) = s.tiles();
     let out_len = s.o * oh * ow;
@@ -109,7 +428,10 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f3
                     v = (0..XI).map(|_| PackedB::zeros(s.c, tiles)).collect();
                     m = vec![0f32; XI * s.o * tiles];
                 }
-                super::select::vectorized(|| transform_input(xs, s, band.clone(), &mut v));
+                super::select::vectorized(
+                    #[inline(always)]
+                    || transform_input(xs, s, band.clone(), &mut v),
+                );
                 // M_ξ [O, tiles] = U_ξ [O, C] · V_ξ [C, tiles]
                 let product = |(xi, (m, v)): (usize, (&mut [f32], &PackedB))| {
                     gemm_packed(s.o, &u[xi * s.o * s.c..], s.c, v, m, tiles, false);
@@ -125,7 +447,10 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f3
                         .enumerate()
                         .for_each(product);
                 }
-                super::select::vectorized(|| transform_output(&m, s, bs, band, out));
+                super::select::vectorized(
+                    #[inline(always)]
+                    || transform_output(&m, s, bs, band, out),
+                );
             }
         });
     out
@@ -134,6 +459,14 @@ pub(super) fn forward(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f3
 /// `U_ξ [O, C]` for each of the 16 positions: `U = G g Gᵀ` of every filter `g = w[o, c]`.
 fn transform_weights(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
     let mut u = vec![0f32; XI * o * c];
+    transform_weights_into(ws, |xi, f, v| u[xi * o * c + f] = v);
+    u
+}
+
+/// `U = G g Gᵀ` of every filter `g = w[o, c]`, handed to `store(ξ, f, value)` with the
+/// filter's index `f = o·C + c`.
+#[inline(always)]
+fn transform_weights_into(ws: &[f32], mut store: impl FnMut(usize, usize, f32)) {
     for (f, g) in ws.chunks_exact(9).enumerate() {
         // G g: [4, 3]
         let mut t = [[0f32; 3]; 4];
@@ -153,11 +486,10 @@ fn transform_weights(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
                 t[2],
             ];
             for (col, v) in row.into_iter().enumerate() {
-                u[(r * 4 + col) * o * c + f] = v;
+                store(r * 4 + col, f, v);
             }
         }
     }
-    u
 }
 
 /// `V_ξ [C, tiles]` for the tile rows `band` (`r = image · th + ty`) of the images `xs [count,
