@@ -21,6 +21,7 @@
 //! burn's layer makes four broadcast passes (subtract, divide, multiply, add) and the ReLU a
 //! fifth; with the residual sums, such passes were about a fifth of ResNet-18 inference.
 
+use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     backend_extension, Autodiff, AutodiffBackend, Backend, Dispatch, TensorMetadata,
@@ -41,18 +42,21 @@ use super::is_flex;
 /// `Autodiff` records one backward step for the whole operation.
 #[backend_extension(Flex, Autodiff)]
 pub trait BatchNormOps: Backend {
-    /// `x [N, C, ...]`, `gamma`, `beta [C]` -> `(y [N, C, ...], mean [C], biased variance [C])`.
+    /// `x [N, C, ...]`, `gamma`, `beta [C]` -> `(y [N, C, ...], mean [C], biased variance [C])`,
+    /// `then` applied to `y` in the same pass.
     fn batch_norm_fused(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        then: AfterNorm,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        burn_forward::<Self>(x, gamma, beta, epsilon)
+        let (y, mean, var) = burn_forward::<Self>(x, gamma, beta, epsilon);
+        (after_norm::<Self>(y, then), mean, var)
     }
 
     /// `(∂L/∂x, ∂L/∂gamma, ∂L/∂beta)` for the output gradient `grad`, given the statistics the
-    /// forward returned.
+    /// forward returned (run with [`AfterNorm::Identity`]).
     fn batch_norm_fused_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -61,6 +65,22 @@ pub trait BatchNormOps: Backend {
         epsilon: f64,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad)
+    }
+
+    /// [`batch_norm_fused_backward`](BatchNormOps::batch_norm_fused_backward) for a forward
+    /// run with [`AfterNorm::Relu`], whose output was `output`: `grad` counts only where
+    /// `output` is above zero (or NaN), as burn's ReLU backward passes it.
+    fn batch_norm_relu_fused_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let grad = Self::relu_backward(output, grad);
         burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad)
     }
 
@@ -111,6 +131,35 @@ fn burn_inference<B: Backend>(
     match then {
         AfterNorm::Identity => y,
         AfterNorm::Relu => B::relu(y),
+    }
+}
+
+/// `then` applied with burn's ops.
+fn after_norm<B: Backend>(y: FloatTensor<B>, then: AfterNorm) -> FloatTensor<B> {
+    match then {
+        AfterNorm::Identity => y,
+        AfterNorm::Relu => B::relu(y),
+    }
+}
+
+/// The ReLU of [`AfterNorm::Relu`] on one value: a NaN stays NaN.
+#[inline(always)]
+fn relu(y: f32) -> f32 {
+    if y.is_nan() || y > 0.0 {
+        y
+    } else {
+        0.0
+    }
+}
+
+/// `∂L/∂y` through the ReLU whose output is `y`: kept where `y` is above zero or NaN (burn's
+/// `relu_backward` zeroes where `y ≤ 0`).
+#[inline(always)]
+fn relu_grad(dy: f32, y: f32) -> f32 {
+    if y <= 0.0 {
+        0.0
+    } else {
+        dy
     }
 }
 
@@ -165,6 +214,25 @@ fn sum16_2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
         }
     }
     let t: f32 = ta.iter().zip(tb).map(|(&x, &y)| f(x, y)).sum();
+    acc.iter().map(|&s| s as f64).sum::<f64>() + t as f64
+}
+
+/// `Σ f(a_i, b_i, c_i)` as [`sum16`], over three slices of the same length.
+fn sum16_3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
+    let mut acc = [0f32; 16];
+    let (ca, cb, cc) = (a.chunks_exact(16), b.chunks_exact(16), c.chunks_exact(16));
+    let (ta, tb, tc) = (ca.remainder(), cb.remainder(), cc.remainder());
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        for (((s, &x), &y), &z) in acc.iter_mut().zip(x).zip(y).zip(z) {
+            *s += f(x, y, z);
+        }
+    }
+    let t: f32 = ta
+        .iter()
+        .zip(tb)
+        .zip(tc)
+        .map(|((&x, &y), &z)| f(x, y, z))
+        .sum();
     acc.iter().map(|&s| s as f64).sum::<f64>() + t as f64
 }
 
@@ -244,8 +312,7 @@ impl BatchNormOps for Flex {
             let y = a * y + b;
             match then {
                 AfterNorm::Identity => y,
-                AfterNorm::Relu if y.is_nan() || y > 0.0 => y,
-                AfterNorm::Relu => 0.0,
+                AfterNorm::Relu => relu(y),
             }
         };
         // Whole planes per task, at least ~16k values: layer4's 7x7 planes are too small alone.
@@ -283,9 +350,11 @@ impl BatchNormOps for Flex {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        then: AfterNorm,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         if [x.dtype(), gamma.dtype(), beta.dtype()] != [DType::F32; 3] || x.shape().num_dims() < 2 {
-            return burn_forward::<Self>(x, gamma, beta, epsilon);
+            let (y, mean, var) = burn_forward::<Self>(x, gamma, beta, epsilon);
+            return (after_norm::<Self>(y, then), mean, var);
         }
         let shape = x.shape();
         let (n, c, plane) = dims(&shape);
@@ -327,8 +396,17 @@ impl BatchNormOps for Flex {
             .enumerate()
             .for_each(|(i, (y, x))| {
                 let (a, b) = coef[i % c];
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = x * a + b;
+                match then {
+                    AfterNorm::Identity => {
+                        for (y, &x) in y.iter_mut().zip(x) {
+                            *y = x * a + b;
+                        }
+                    }
+                    AfterNorm::Relu => {
+                        for (y, &x) in y.iter_mut().zip(x) {
+                            *y = relu(x * a + b);
+                        }
+                    }
                 }
             });
         let (mean, var): (Vec<f32>, Vec<f32>) = stats.into_iter().unzip();
@@ -347,94 +425,151 @@ impl BatchNormOps for Flex {
         epsilon: f64,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let dtypes = [
-            x.dtype(),
-            gamma.dtype(),
-            mean.dtype(),
-            variance.dtype(),
-            grad.dtype(),
-        ];
-        if dtypes != [DType::F32; 5] || x.shape().num_dims() < 2 {
-            return burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad);
-        }
-        let shape = x.shape();
-        let (n, c, plane) = dims(&shape);
-        let (x, gamma, mean, variance) = (
-            x.to_contiguous(),
-            gamma.to_contiguous(),
-            mean.to_contiguous(),
-            variance.to_contiguous(),
-        );
-        // `to_contiguous` shares the buffer of a contiguous tensor: the handle it came from is
-        // dropped here, so that ∂L/∂y is unique where nothing else holds it (see below).
-        let grad = {
-            let contiguous = grad.to_contiguous();
-            drop(grad);
-            contiguous
+        flex_backward(x, gamma, mean, variance, epsilon, grad, None)
+    }
+
+    fn batch_norm_relu_fused_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        flex_backward(x, gamma, mean, variance, epsilon, grad, Some(output))
+    }
+}
+
+/// The Flex backward of batch norm, with the ReLU's mask where `relu_output` (the forward's
+/// output) is given: two passes, ∂L/∂x over ∂L/∂y where nothing else holds it.
+fn flex_backward(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+    grad: FlexTensor,
+    relu_output: Option<FlexTensor>,
+) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let dtypes = [
+        x.dtype(),
+        gamma.dtype(),
+        mean.dtype(),
+        variance.dtype(),
+        grad.dtype(),
+    ];
+    let relu_ok = relu_output
+        .as_ref()
+        .is_none_or(|y| y.dtype() == DType::F32 && y.shape() == x.shape());
+    if dtypes != [DType::F32; 5] || x.shape().num_dims() < 2 || !relu_ok {
+        let grad = match relu_output {
+            Some(y) => Flex::relu_backward(y, grad),
+            None => grad,
         };
-        let xs: &[f32] = x.storage();
-        let gs: &[f32] = gamma.storage();
-        let ms: &[f32] = mean.storage();
-        let vs: &[f32] = variance.storage();
-        let dys: &[f32] = grad.storage();
-        let count = (n * plane).max(1) as f32;
-        // Per channel: ∂L/∂β = Σ dy and Σ dy·(x - μ) (= ∂L/∂γ · √(σ² + ε)).
-        let sums: Vec<(f32, f32)> = per_channel(n, c, plane, |ch, planes| {
-            let m = ms[ch];
-            planes.fold((0f64, 0f64), |(s, sx), r| {
-                let (dy, x) = (&dys[r.clone()], &xs[r]);
-                (
+        return burn_backward::<Flex>(x, gamma, mean, variance, epsilon, grad);
+    }
+    let shape = x.shape();
+    let (n, c, plane) = dims(&shape);
+    let (x, gamma, mean, variance) = (
+        x.to_contiguous(),
+        gamma.to_contiguous(),
+        mean.to_contiguous(),
+        variance.to_contiguous(),
+    );
+    // `to_contiguous` shares the buffer of a contiguous tensor: the handle it came from is
+    // dropped here, so that ∂L/∂y is unique where nothing else holds it (see below).
+    let grad = {
+        let contiguous = grad.to_contiguous();
+        drop(grad);
+        contiguous
+    };
+    let relu_output = relu_output.map(|y| y.to_contiguous());
+    let xs: &[f32] = x.storage();
+    let gs: &[f32] = gamma.storage();
+    let ms: &[f32] = mean.storage();
+    let vs: &[f32] = variance.storage();
+    let dys: &[f32] = grad.storage();
+    let ys: Option<&[f32]> = relu_output.as_ref().map(|y| y.storage());
+    let count = (n * plane).max(1) as f32;
+    // Per channel: ∂L/∂β = Σ dy and Σ dy·(x - μ) (= ∂L/∂γ · √(σ² + ε)), with dy through
+    // the ReLU where one followed (the same sums, in the same order, as on the masked
+    // gradient that burn's ReLU backward would have written).
+    let sums: Vec<(f32, f32)> = per_channel(n, c, plane, |ch, planes| {
+        let m = ms[ch];
+        planes.fold((0f64, 0f64), |(s, sx), r| {
+            let (dy, x) = (&dys[r.clone()], &xs[r.clone()]);
+            match ys {
+                None => (
                     s + sum16(dy, |v| v),
                     sx + sum16_2(dy, x, |d, v| d * (v - m)),
-                )
-            })
-        })
-        .into_iter()
-        .map(|(s, sx)| (s as f32, sx as f32))
-        .collect();
-        // ∂L/∂x = A·dy + B·x + C per channel, with inv = 1/√(σ² + ε):
-        // A = γ·inv, B = -γ·inv³·Σdy(x-μ)/M, C = -A·Σdy/M - B·μ.
-        let mut dgamma = vec![0f32; c];
-        let mut dbeta = vec![0f32; c];
-        let coef: Vec<(f32, f32, f32)> = (0..c)
-            .map(|ch| {
-                let inv = 1.0 / (vs[ch] + epsilon as f32).sqrt();
-                let (s, sx) = sums[ch];
-                dbeta[ch] = s;
-                dgamma[ch] = sx * inv;
-                let a = gs[ch] * inv;
-                let b = -gs[ch] * inv * inv * inv * sx / count;
-                (a, b, -a * s / count - b * ms[ch])
-            })
-            .collect();
-        // ∂L/∂x overwrites ∂L/∂y where nothing else holds it (no allocation, no zeroing: the
-        // memset of a new buffer was 1% of a ResNet-20 training step), else a copy of it (in
-        // ResNet-20, 10 of its 19 batch norms take the first way; the others share ∂L/∂y with
-        // a residual branch).
-        let mut dx = match grad.layout().contiguous_offsets() {
-            Some(_) if grad.is_unique() => grad,
-            _ => FlexTensor::from_data(TensorData::new(grad.storage::<f32>().to_vec(), shape)),
-        };
-        let (start, end) = dx
-            .layout()
-            .contiguous_offsets()
-            .expect("a unique contiguous tensor, or a new one");
-        let ds: &mut [f32] = &mut dx.try_storage_mut().expect("unique")[start..end];
-        ds.par_chunks_mut(plane.max(1))
-            .zip(xs.par_chunks(plane.max(1)))
-            .enumerate()
-            .for_each(|(i, (ds, x))| {
-                let (a, b, k) = coef[i % c];
-                for (d, &x) in ds.iter_mut().zip(x) {
-                    *d = a * *d + b * x + k;
+                ),
+                Some(ys) => {
+                    let y = &ys[r];
+                    (
+                        s + sum16_2(dy, y, relu_grad),
+                        sx + sum16_3(dy, y, x, |d, y, v| relu_grad(d, y) * (v - m)),
+                    )
                 }
-            });
-        (
-            dx,
-            FlexTensor::from_data(TensorData::new(dgamma, [c])),
-            FlexTensor::from_data(TensorData::new(dbeta, [c])),
-        )
-    }
+            }
+        })
+    })
+    .into_iter()
+    .map(|(s, sx)| (s as f32, sx as f32))
+    .collect();
+    // ∂L/∂x = A·dy + B·x + C per channel, with inv = 1/√(σ² + ε):
+    // A = γ·inv, B = -γ·inv³·Σdy(x-μ)/M, C = -A·Σdy/M - B·μ.
+    let mut dgamma = vec![0f32; c];
+    let mut dbeta = vec![0f32; c];
+    let coef: Vec<(f32, f32, f32)> = (0..c)
+        .map(|ch| {
+            let inv = 1.0 / (vs[ch] + epsilon as f32).sqrt();
+            let (s, sx) = sums[ch];
+            dbeta[ch] = s;
+            dgamma[ch] = sx * inv;
+            let a = gs[ch] * inv;
+            let b = -gs[ch] * inv * inv * inv * sx / count;
+            (a, b, -a * s / count - b * ms[ch])
+        })
+        .collect();
+    // ∂L/∂x overwrites ∂L/∂y where nothing else holds it (no allocation, no zeroing: the
+    // memset of a new buffer was 1% of a ResNet-20 training step), else a copy of it (in
+    // ResNet-20, 10 of its 19 batch norms take the first way; the others share ∂L/∂y with
+    // a residual branch).
+    let mut dx = match grad.layout().contiguous_offsets() {
+        Some(_) if grad.is_unique() => grad,
+        _ => FlexTensor::from_data(TensorData::new(grad.storage::<f32>().to_vec(), shape)),
+    };
+    let (start, end) = dx
+        .layout()
+        .contiguous_offsets()
+        .expect("a unique contiguous tensor, or a new one");
+    let ds: &mut [f32] = &mut dx.try_storage_mut().expect("unique")[start..end];
+    let plane = plane.max(1);
+    ds.par_chunks_mut(plane)
+        .zip(xs.par_chunks(plane))
+        .enumerate()
+        .for_each(|(i, (ds, x))| {
+            let (a, b, k) = coef[i % c];
+            match ys {
+                None => {
+                    for (d, &x) in ds.iter_mut().zip(x) {
+                        *d = a * *d + b * x + k;
+                    }
+                }
+                Some(ys) => {
+                    let y = &ys[i * plane..][..ds.len()];
+                    for ((d, &x), &y) in ds.iter_mut().zip(x).zip(y) {
+                        *d = a * relu_grad(*d, y) + b * x + k;
+                    }
+                }
+            }
+        });
+    (
+        dx,
+        FlexTensor::from_data(TensorData::new(dgamma, [c])),
+        FlexTensor::from_data(TensorData::new(dbeta, [c])),
+    )
 }
 
 impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
@@ -443,18 +578,20 @@ impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        then: AfterNorm,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         #[derive(Debug)]
         struct BatchNormBackward;
 
         impl<B: Backend + BatchNormOps> Backward<B, 3> for BatchNormBackward {
-            // x, gamma, batch mean and variance, epsilon.
+            // x, gamma, batch mean and variance, epsilon, and the output where a ReLU ran.
             type State = (
                 FloatTensor<B>,
                 FloatTensor<B>,
                 FloatTensor<B>,
                 FloatTensor<B>,
                 f64,
+                Option<FloatTensor<B>>,
             );
 
             fn backward(
@@ -465,9 +602,13 @@ impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff
             ) {
                 let [node_x, node_gamma, node_beta] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x, gamma, mean, var, epsilon) = ops.state;
-                let (dx, dgamma, dbeta) =
-                    B::batch_norm_fused_backward(x, gamma, mean, var, epsilon, grad);
+                let (x, gamma, mean, var, epsilon, relu_output) = ops.state;
+                let (dx, dgamma, dbeta) = match relu_output {
+                    None => B::batch_norm_fused_backward(x, gamma, mean, var, epsilon, grad),
+                    Some(y) => {
+                        B::batch_norm_relu_fused_backward(x, gamma, mean, var, epsilon, grad, y)
+                    }
+                };
                 if let Some(node) = node_x {
                     grads.register::<B>(node.id, dx);
                 }
@@ -492,8 +633,11 @@ impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (y, mean, var) = B::batch_norm_fused(x.clone(), gamma.clone(), beta, epsilon);
-                let state = (x, gamma, mean.clone(), var.clone(), epsilon);
+                let (y, mean, var) =
+                    B::batch_norm_fused(x.clone(), gamma.clone(), beta, epsilon, then);
+                // The output is held anyway by whatever consumes it (the next convolution).
+                let relu_output = (then == AfterNorm::Relu).then(|| y.clone());
+                let state = (x, gamma, mean.clone(), var.clone(), epsilon, relu_output);
                 (
                     prep.finish(state, y),
                     Self::from_inner(mean),
@@ -501,7 +645,7 @@ impl<B: Backend + BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff
                 )
             }
             OpsKind::UnTracked(prep) => {
-                let (y, mean, var) = B::batch_norm_fused(x, gamma, beta, epsilon);
+                let (y, mean, var) = B::batch_norm_fused(x, gamma, beta, epsilon, then);
                 (
                     prep.finish(y),
                     Self::from_inner(mean),
@@ -531,11 +675,19 @@ pub fn batch_norm_layer(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     if !training {
         return layer.forward(x);
     }
+    batch_norm_train(layer, x, AfterNorm::Identity)
+}
+
+/// The training-mode fused op on `layer`, `then` in the same pass, and the running statistics
+/// updated as burn's layer updates them.
+fn batch_norm_train(layer: &BatchNorm, x: Tensor<4>, then: AfterNorm) -> Tensor<4> {
+    let device = x.device();
     let (y, mean, var) = <Dispatch as BatchNormOps>::batch_norm_fused(
         x.into_dispatch(),
         layer.gamma.val().into_dispatch(),
         layer.beta.val().into_dispatch(),
         layer.epsilon,
+        then,
     );
     let (y, mean, var) = (
         Tensor::<4>::from_dispatch(y),
@@ -560,13 +712,20 @@ pub fn batch_norm_layer(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     y
 }
 
-/// `relu(batch_norm(x))` with burn's [`BatchNorm`] layer `layer`: on Flex outside autodiff
-/// (inference) one fused pass over `x` with the running statistics; otherwise
+/// `relu(batch_norm(x))` with burn's [`BatchNorm`] layer `layer`: on Flex one fused pass over
+/// `x`, with the running statistics outside autodiff (inference), with the batch's in training
+/// (the backward then masks `∂L/∂y` inside batch norm's own two passes: a separate ReLU was a
+/// pass over the activations each way, and a new buffer forward); otherwise
 /// [`batch_norm_layer`] then burn's `relu`.
 pub fn batch_norm_relu_layer(layer: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
-    if is_flex(&device) && !device.is_autodiff() && !super::reference_ops() {
-        return batch_norm_inference(layer, x, AfterNorm::Relu);
+    if is_flex(&device) && !super::reference_ops() {
+        if !device.is_autodiff() {
+            return batch_norm_inference(layer, x, AfterNorm::Relu);
+        }
+        if layer.training.is_enabled() {
+            return batch_norm_train(layer, x, AfterNorm::Relu);
+        }
     }
     burn::tensor::activation::relu(batch_norm_layer(layer, x))
 }
@@ -663,6 +822,7 @@ mod tests {
             p1(gamma.clone()),
             p1(beta.clone()),
             1e-5,
+            AfterNorm::Identity,
         );
         let theirs = burn_forward::<Flex>(p(x.clone()), p1(gamma.clone()), p1(beta), 1e-5);
         let back_ours = <Flex as BatchNormOps>::batch_norm_fused_backward(
@@ -713,6 +873,106 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(d < 1e-4, "{name} differs by {d}");
         }
+    }
+
+    /// With the ReLU fused (forward and backward, the Flex kernels called directly) against
+    /// burn's composite op and burn's ReLU: outputs and gradients, on data centred near zero so
+    /// that about half the outputs are clipped.
+    #[test]
+    fn flex_kernels_with_the_relu_match_burns_composite() {
+        let device = Device::flex();
+        let shape = [3, 4, 6, 5];
+        let p = |t: Tensor<4>| FlexTensor::from_data(t.into_data());
+        let p1 = |t: Tensor<1>| FlexTensor::from_data(t.into_data());
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.5, 1.0), &device);
+        let dy = Tensor::<4>::random(shape, Distribution::Default, &device);
+        let gamma = Tensor::<1>::random([4], Distribution::Uniform(0.5, 1.5), &device);
+        let beta = Tensor::<1>::random([4], Distribution::Uniform(-0.5, 0.5), &device);
+        let ours = <Flex as BatchNormOps>::batch_norm_fused(
+            p(x.clone()),
+            p1(gamma.clone()),
+            p1(beta.clone()),
+            1e-5,
+            AfterNorm::Relu,
+        );
+        let theirs = burn_forward::<Flex>(p(x.clone()), p1(gamma.clone()), p1(beta), 1e-5);
+        let y_theirs = Flex::relu(theirs.0);
+        let back_ours = <Flex as BatchNormOps>::batch_norm_relu_fused_backward(
+            p(x.clone()),
+            p1(gamma.clone()),
+            ours.1.clone(),
+            ours.2.clone(),
+            1e-5,
+            p(dy.clone()),
+            ours.0.clone(),
+        );
+        let back_theirs = burn_backward::<Flex>(
+            p(x),
+            p1(gamma),
+            theirs.1,
+            theirs.2,
+            1e-5,
+            Flex::relu_backward(y_theirs.clone(), p(dy)),
+        );
+        let clipped = {
+            let y = ours.0.clone().to_contiguous();
+            let ys: &[f32] = y.storage();
+            ys.iter().filter(|&&v| v == 0.0).count() as f32 / ys.len() as f32
+        };
+        assert!(
+            (0.2..0.8).contains(&clipped),
+            "{clipped} of the outputs clipped"
+        );
+        let pairs = [
+            ("y", ours.0, y_theirs),
+            ("dx", back_ours.0, back_theirs.0),
+            ("dgamma", back_ours.1, back_theirs.1),
+            ("dbeta", back_ours.2, back_theirs.2),
+        ];
+        for (name, a, b) in pairs {
+            let (a, b) = (a.to_contiguous(), b.to_contiguous());
+            let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
+            assert_eq!(a.len(), b.len(), "{name}");
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "{name} differs by {d}");
+        }
+    }
+
+    /// The fused training ReLU gives bit for bit what the batch norm followed by burn's ReLU
+    /// gave (the same sums in the same order), through autodiff, and the same running
+    /// statistics.
+    #[test]
+    fn fused_training_relu_is_bit_identical_to_the_separate_one() {
+        let device = Device::flex().autodiff();
+        let shape = [4, 6, 7, 5];
+        let x0 = Tensor::<4>::random(shape, Distribution::Normal(0.3, 1.0), &device);
+        let w = Tensor::<4>::random(shape, Distribution::Default, &device);
+        let run = |fused: bool| {
+            let layer = BatchNormConfig::new(6).init(&device);
+            let x = x0.clone().require_grad();
+            let y = if fused {
+                batch_norm_relu_layer(&layer, x.clone())
+            } else {
+                burn::tensor::activation::relu(batch_norm_layer(&layer, x.clone()))
+            };
+            let g = (y.clone() * w.clone()).sum().backward();
+            let v = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            let v1 = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+            (
+                v(y.inner()),
+                v(x.grad(&g).expect("x grad")),
+                v1(layer.gamma.grad(&g).expect("gamma grad")),
+                v1(layer.beta.grad(&g).expect("beta grad")),
+                v1(layer.running_mean.value().inner()),
+            )
+        };
+        let (a, b) = (run(true), run(false));
+        assert!(a.0.contains(&0.0) && a.0.iter().any(|&v| v > 0.0));
+        assert_eq!(a, b);
     }
 
     #[test]

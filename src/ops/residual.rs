@@ -1,4 +1,6 @@
-//! The residual join of ResNet's blocks, `relu(main + shortcut)`, in one pass on Flex.
+//! The residual join of ResNet's blocks, `relu(main + shortcut)`, in one pass on Flex, in
+//! inference and in training (one recorded step whose backward masks `∂L/∂y` once and hands
+//! it to both branches).
 //!
 //! Why: burn runs the sum and the ReLU as two element-wise passes over the block's output
 //! (`zip_apply_inplace`, then `unary_op`); in ResNet-18 inference the element-wise passes
@@ -9,7 +11,10 @@ use burn::backend::ops::{ActivationOps, FloatTensorOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, TensorMetadata};
 use burn::tensor::{DType, Tensor, TensorData};
+use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
@@ -25,6 +30,12 @@ pub trait ResidualOps: Backend {
     /// `relu(main + shortcut)`, both of the same shape (a NaN stays NaN).
     fn add_relu(main: FloatTensor<Self>, shortcut: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::relu(Self::float_add(main, shortcut))
+    }
+
+    /// `∂L/∂(main + shortcut)` from `∂L/∂y` (`grad`) and the join's output `y`: `grad` where
+    /// `y` is above zero (or NaN), zero where `y ≤ 0`, as burn's ReLU backward.
+    fn add_relu_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::relu_backward(output, grad)
     }
 }
 
@@ -78,15 +89,111 @@ impl ResidualOps for Flex {
             });
         FlexTensor::from_data(TensorData::new(out, shape))
     }
+
+    fn add_relu_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if output.dtype() != DType::F32
+            || grad.dtype() != DType::F32
+            || output.shape() != grad.shape()
+        {
+            return Self::relu_backward(output, grad);
+        }
+        let mask = |d: f32, y: f32| if y <= 0.0 { 0.0 } else { d };
+        let output = output.to_contiguous();
+        let ys: &[f32] = output.as_slice().expect("contiguous f32");
+        // In place when nothing else holds ∂L/∂y (`to_contiguous` shares a contiguous buffer,
+        // so the caller's handle is dropped first).
+        let grad = {
+            let contiguous = grad.to_contiguous();
+            drop(grad);
+            contiguous
+        };
+        let mut grad = grad;
+        if let Some((start, end)) = grad
+            .layout()
+            .contiguous_offsets()
+            .filter(|_| grad.is_unique())
+        {
+            let ds: &mut [f32] = &mut grad.try_storage_mut().expect("unique")[start..end];
+            ds.par_chunks_mut(VALUES_PER_TASK)
+                .zip(ys.par_chunks(VALUES_PER_TASK))
+                .for_each(|(ds, ys)| {
+                    for (d, &y) in ds.iter_mut().zip(ys) {
+                        *d = mask(*d, y);
+                    }
+                });
+            return grad;
+        }
+        let ds: &[f32] = grad.as_slice().expect("contiguous f32");
+        let mut out = vec![0f32; ds.len()];
+        out.par_chunks_mut(VALUES_PER_TASK)
+            .zip(
+                ds.par_chunks(VALUES_PER_TASK)
+                    .zip(ys.par_chunks(VALUES_PER_TASK)),
+            )
+            .for_each(|(out, (ds, ys))| {
+                for (o, (&d, &y)) in out.iter_mut().zip(ds.iter().zip(ys)) {
+                    *o = mask(d, y);
+                }
+            });
+        FlexTensor::from_data(TensorData::new(out, output.shape()))
+    }
 }
 
-impl<B: Backend + ResidualOps, C: CheckpointStrategy> ResidualOps for Autodiff<B, C> {}
+impl<B: Backend + ResidualOps, C: CheckpointStrategy> ResidualOps for Autodiff<B, C> {
+    fn add_relu(main: FloatTensor<Self>, shortcut: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct AddReluBackward;
 
-/// `relu(main + shortcut)`, differentiable: one pass on Flex outside autodiff (inference),
-/// burn's `add` and `relu` otherwise.
+        impl<B: Backend + ResidualOps> Backward<B, 2> for AddReluBackward {
+            // The join's output.
+            type State = FloatTensor<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_main, node_shortcut] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let grad = B::add_relu_backward(ops.state, grad);
+                match (node_main, node_shortcut) {
+                    (Some(main), Some(shortcut)) => {
+                        grads.register::<B>(main.id, grad.clone());
+                        grads.register::<B>(shortcut.id, grad);
+                    }
+                    (Some(node), None) | (None, Some(node)) => grads.register::<B>(node.id, grad),
+                    (None, None) => {}
+                }
+            }
+        }
+
+        let same_shape = main.shape() == shortcut.shape();
+        if !same_shape {
+            // Broadcasting: burn's own ops, whose backward sums over the broadcast axes.
+            return Self::relu(Self::float_add(main, shortcut));
+        }
+        let guards = [main.node(), shortcut.node()];
+        let (main, shortcut) = (main.into_primitive(), shortcut.into_primitive());
+        match AddReluBackward
+            .prepare::<C>(guards)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::add_relu(main, shortcut);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::add_relu(main, shortcut)),
+        }
+    }
+}
+
+/// `relu(main + shortcut)`, differentiable: one pass on Flex (in training a single recorded
+/// step), burn's `add` and `relu` otherwise.
 pub fn add_relu<const D: usize>(main: Tensor<D>, shortcut: Tensor<D>) -> Tensor<D> {
     let device = main.device();
-    if is_flex(&device) && !device.is_autodiff() && !super::reference_ops() {
+    if is_flex(&device) && !super::reference_ops() {
         Tensor::from_dispatch(<Dispatch as ResidualOps>::add_relu(
             main.into_dispatch(),
             shortcut.into_dispatch(),
@@ -125,5 +232,35 @@ mod tests {
             assert!(x.iter().skip(1).any(|&v| v > 0.0) && x.contains(&0.0));
             assert_eq!(&x[1..], &y[1..]);
         }
+    }
+
+    /// In training (autodiff): the recorded join gives burn's `relu(a + b)` bit for bit,
+    /// output and both gradients, for fresh and shared operands.
+    #[test]
+    fn training_join_matches_burns_add_then_relu() {
+        let device = Device::flex().autodiff();
+        let a0 = Tensor::<4>::random([3, 5, 7, 9], Distribution::Normal(0.0, 1.0), &device);
+        let b0 = Tensor::<4>::random([3, 5, 7, 9], Distribution::Normal(0.0, 1.0), &device);
+        let w = Tensor::<4>::random([3, 5, 7, 9], Distribution::Default, &device);
+        let run = |fused: bool| {
+            let (a, b) = (a0.clone().require_grad(), b0.clone().require_grad());
+            // `a * 1` is a fresh tensor (the in-place forward); `b` is shared with the caller.
+            let main = a.clone() * 1.0;
+            let y = if fused {
+                add_relu(main, b.clone())
+            } else {
+                burn::tensor::activation::relu(main + b.clone())
+            };
+            let g = (y.clone() * w.clone()).sum().backward();
+            let v = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            (
+                v(y.inner()),
+                v(a.grad(&g).expect("a grad")),
+                v(b.grad(&g).expect("b grad")),
+            )
+        };
+        let (ours, theirs) = (run(true), run(false));
+        assert!(ours.1.contains(&0.0) && ours.1.iter().any(|&v| v != 0.0));
+        assert_eq!(ours, theirs);
     }
 }

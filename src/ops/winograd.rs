@@ -245,7 +245,12 @@ fn transform_input_channels_last(xt: &[f32], s: &Conv3x3, count: usize, v: &mut 
                 // one by one.
                 let mut k = 0;
                 while k + LANES <= c {
-                    let v = input_tile(|i, j| lanes(d[i][j], k), sub, add);
+                    let v = input_tile(
+                        #[inline(always)]
+                        |i, j| lanes(d[i][j], k),
+                        sub,
+                        add,
+                    );
                     for (o, v) in o.iter_mut().zip(v) {
                         o[k..k + LANES].copy_from_slice(&v);
                     }
@@ -299,22 +304,37 @@ fn input_tile<T: Copy>(
     sub: impl Fn(T, T) -> T,
     add: impl Fn(T, T) -> T,
 ) -> [T; XI] {
-    // Bᵀ d, column j: rows combined.
-    let column = |j: usize| {
-        let (d0, d1, d2, d3) = (d(0, j), d(1, j), d(2, j), d(3, j));
-        [sub(d0, d2), add(d1, d2), sub(d2, d1), sub(d1, d3)]
-    };
-    let (c0, c1, c2, c3) = (column(0), column(1), column(2), column(3));
-    // (Bᵀ d) B, row i.
-    let row = |i: usize| {
-        let (a, b, c, e) = (c0[i], c1[i], c2[i], c3[i]);
-        [sub(a, c), add(b, c), sub(c, b), sub(b, e)]
-    };
-    let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+    // Bᵀ d, column j: rows combined (Bᵀ's rows applied to d's column j).
+    let column = [0, 1, 2, 3].map(
+        #[inline(always)]
+        |j| b_transpose([d(0, j), d(1, j), d(2, j), d(3, j)], &sub, &add),
+    );
+    // (Bᵀ d) B: B's columns applied to each row i of Bᵀ d.
+    let [r0, r1, r2, r3] = [0, 1, 2, 3].map(
+        #[inline(always)]
+        |i| {
+            b_transpose(
+                [column[0][i], column[1][i], column[2][i], column[3][i]],
+                &sub,
+                &add,
+            )
+        },
+    );
     [
         r0[0], r0[1], r0[2], r0[3], r1[0], r1[1], r1[2], r1[3], r2[0], r2[1], r2[2], r2[3], r3[0],
         r3[1], r3[2], r3[3],
     ]
+}
+
+/// `Bᵀ v` of 4 values: `[v0 - v2, v1 + v2, v2 - v1, v1 - v3]` (`Bᵀ` of the module docs; `v B`
+/// is the same combination of a row).
+#[inline(always)]
+fn b_transpose<T: Copy>(
+    [v0, v1, v2, v3]: [T; 4],
+    sub: &impl Fn(T, T) -> T,
+    add: &impl Fn(T, T) -> T,
+) -> [T; 4] {
+    [sub(v0, v2), add(v1, v2), sub(v2, v1), sub(v1, v3)]
 }
 
 /// Image `img`'s output, channels-last `yt [OH·OW, O]`, from `Mᵀ [16, tiles, O]`: `Y = Aᵀ m A
@@ -344,7 +364,13 @@ fn transform_output_channels_last(
             let (y00, y01, y10, y11) = (&mut y00[..o], &mut y01[..o], &mut y10[..o], &mut y11[..o]);
             let mut k = 0;
             while k + LANES <= o {
-                let q = output_tile(|xi| lanes(mm[xi], k), lanes(bs, k), sub, add);
+                let q = output_tile(
+                    #[inline(always)]
+                    |xi| lanes(mm[xi], k),
+                    lanes(bs, k),
+                    sub,
+                    add,
+                );
                 for (y, q) in [&mut *y00, &mut *y01, &mut *y10, &mut *y11]
                     .into_iter()
                     .zip(q)
@@ -382,10 +408,14 @@ fn output_tile<T: Copy>(
     add: impl Fn(T, T) -> T,
 ) -> [T; 4] {
     // Aᵀ m: [2, 4]
-    let t0 = |col: usize| add(add(m(col), m(4 + col)), m(8 + col));
-    let t1 = |col: usize| sub(sub(m(4 + col), m(8 + col)), m(12 + col));
-    let t0 = [t0(0), t0(1), t0(2), t0(3)];
-    let t1 = [t1(0), t1(1), t1(2), t1(3)];
+    let t0 = [0, 1, 2, 3].map(
+        #[inline(always)]
+        |col| add(add(m(col), m(4 + col)), m(8 + col)),
+    );
+    let t1 = [0, 1, 2, 3].map(
+        #[inline(always)]
+        |col| sub(sub(m(4 + col), m(8 + col)), m(12 + col)),
+    );
     // (Aᵀ m) A: [2, 2]
     [
         add(add(add(t0[0], t0[1]), t0[2]), b),
