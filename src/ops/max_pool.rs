@@ -509,16 +509,13 @@ impl MaxPool2dOps for Flex {
                         rows_max: Vec::new(),
                         phases: Vec::new(),
                     };
-                    super::select::vectorized(
-                        #[inline(always)]
-                        || {
-                            for (q, out) in out.chunks_mut(oh * ow).enumerate() {
-                                let p = t * PLANES_PER_TASK + q;
-                                let plane = &input[p * h * w..(p + 1) * h * w];
-                                pool_plane_values(plane, [h, w], &window, ow, out, &mut scratch);
-                            }
-                        },
-                    )
+                    super::select::vectorized(|| {
+                        for (q, out) in out.chunks_mut(oh * ow).enumerate() {
+                            let p = t * PLANES_PER_TASK + q;
+                            let plane = &input[p * h * w..(p + 1) * h * w];
+                            pool_plane_values(plane, [h, w], &window, ow, out, &mut scratch);
+                        }
+                    })
                 });
         }
         let out_shape = Shape::from(vec![shape[0], shape[1], oh, ow]);
@@ -548,20 +545,17 @@ impl MaxPool2dOps for Flex {
                 .zip(arg.par_chunks_mut(oh * ow * PLANES_PER_TASK))
                 .enumerate()
                 .for_each(|(t, (out, arg))| {
-                    super::select::vectorized(
-                        #[inline(always)]
-                        || {
-                            for (q, (out, arg)) in out
-                                .chunks_mut(oh * ow)
-                                .zip(arg.chunks_mut(oh * ow))
-                                .enumerate()
-                            {
-                                let p = t * PLANES_PER_TASK + q;
-                                let plane = &input[p * h * w..(p + 1) * h * w];
-                                pool_plane(plane, [h, w], &window, &columns, out, arg);
-                            }
-                        },
-                    )
+                    super::select::vectorized(|| {
+                        for (q, (out, arg)) in out
+                            .chunks_mut(oh * ow)
+                            .zip(arg.chunks_mut(oh * ow))
+                            .enumerate()
+                        {
+                            let p = t * PLANES_PER_TASK + q;
+                            let plane = &input[p * h * w..(p + 1) * h * w];
+                            pool_plane(plane, [h, w], &window, &columns, out, arg);
+                        }
+                    })
                 });
         }
         let out_shape = Shape::from(vec![shape[0], shape[1], oh, ow]);

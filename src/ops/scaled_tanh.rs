@@ -72,14 +72,11 @@ fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
                 .zip(b.par_chunks(VALUES_PER_TASK)),
         )
         .for_each(|(out, (a, b))| {
-            super::select::vectorized(
-                #[inline(always)]
-                || {
-                    for (o, (&a, &b)) in out.iter_mut().zip(a.iter().zip(b)) {
-                        *o = f(a, b);
-                    }
-                },
-            )
+            super::select::vectorized(|| {
+                for (o, (&a, &b)) in out.iter_mut().zip(a.iter().zip(b)) {
+                    *o = f(a, b);
+                }
+            })
         });
     out
 }

@@ -127,11 +127,15 @@ pub fn isa() -> Isa {
 /// AVX-512 registers, where the crate itself is built for baseline x86-64 (SSE2) and so runs
 /// them 4 lanes wide. `f` must be inlined into the copy of this function per instruction set:
 /// pass it as `vectorized(#[inline(always)] || ...)`, and mark what it calls `#[inline]` or
-/// `#[inline(always)]`. A closure the compiler chose not to inline stays a function of its own,
-/// compiled for baseline x86-64: the Winograd transforms and the recurrent gate loops ran that
-/// way, 4 lanes wide, until the attribute was added (the GRU step at hidden 64 then ran 1.17x
-/// faster, `step_ab-20261129-105130.json`). Call it inside each parallel task (rayon's worker
-/// threads run their closures outside it).
+/// `#[inline(always)]`. A closure without the attribute is usually left out of line, a
+/// function of its own compiled for baseline x86-64. The max-pool, the row-wise Winograd
+/// transforms and the recurrent gate loops still run that way: forced into AVX2 they measured
+/// slower on an AVX2-only Zen 1 (ResNet-18 inference at batch 1 0.96x, batch 16 0.98x, the
+/// LSTM step at hidden 64 0.94x against e8fbf53; `step_ab-20261129-112930.json` and 6
+/// alternating runs of `rnn_step`), so they stay as they were measured everywhere before. The
+/// shifted planes, the weight gradient's groups and the channels-last Winograd transforms
+/// carry the attribute. Call it inside each parallel task (rayon's worker threads run their
+/// closures outside it).
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

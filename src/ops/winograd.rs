@@ -458,10 +458,9 @@ fn forward_rows(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f32> {
                     v = (0..XI).map(|_| PackedB::zeros(s.c, tiles)).collect();
                     m = vec![0f32; XI * s.o * tiles];
                 }
-                super::select::vectorized(
-                    #[inline(always)]
-                    || transform_input(xs, s, band.clone(), &mut v),
-                );
+                // Out of line, so baseline x86-64 code (see `select::vectorized`): forced into
+                // AVX2, the row transforms measured slower on the Zen 1.
+                super::select::vectorized(|| transform_input(xs, s, band.clone(), &mut v));
                 // M_ξ [O, tiles] = U_ξ [O, C] · V_ξ [C, tiles]
                 let product = |(xi, (m, v)): (usize, (&mut [f32], &PackedB))| {
                     gemm_packed(s.o, &u[xi * s.o * s.c..], s.c, v, m, tiles, false);
@@ -477,10 +476,7 @@ fn forward_rows(xs: &[f32], ws: &[f32], bs: &[f32], s: &Conv3x3) -> Vec<f32> {
                         .enumerate()
                         .for_each(product);
                 }
-                super::select::vectorized(
-                    #[inline(always)]
-                    || transform_output(&m, s, bs, band, out),
-                );
+                super::select::vectorized(|| transform_output(&m, s, bs, band, out));
             }
         });
     out

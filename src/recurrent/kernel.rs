@@ -242,12 +242,9 @@ pub(crate) fn forward(s: &Spec, inp: &Inputs<'_>, save: bool) -> (Vec<f32>, Vec<
             extra: std::mem::take(&mut extra[c]),
         })
         .collect();
-    chunks.into_par_iter().for_each(|chunk| {
-        vectorized(
-            #[inline(always)]
-            || forward_rows(s, inp, &xp, &weights, chunk, save),
-        )
-    });
+    chunks
+        .into_par_iter()
+        .for_each(|chunk| vectorized(|| forward_rows(s, inp, &xp, &weights, chunk, save)));
     (packed, ws)
 }
 
@@ -508,12 +505,9 @@ pub(crate) fn backward(
             dc0: dc0_parts[c].pop().unwrap_or_default(),
         })
         .collect();
-    chunks.into_par_iter().for_each(|chunk| {
-        vectorized(
-            #[inline(always)]
-            || backward_rows(s, ws, dpacked, &weights, chunk),
-        )
-    });
+    chunks
+        .into_par_iter()
+        .for_each(|chunk| vectorized(|| backward_rows(s, ws, dpacked, &weights, chunk)));
 
     let dhp_all: &[f32] = if separate_dhp { &dhp } else { &dxp };
     // ∂L/∂X = dXP · W_ih   // [T·B, I]
