@@ -304,22 +304,17 @@ fn input_tile<T: Copy>(
     sub: impl Fn(T, T) -> T,
     add: impl Fn(T, T) -> T,
 ) -> [T; XI] {
+    // Written out: `array::map` with a closure here was left out of line (a call per value).
     // Bᵀ d, column j: rows combined (Bᵀ's rows applied to d's column j).
-    let column = [0, 1, 2, 3].map(
-        #[inline(always)]
-        |j| b_transpose([d(0, j), d(1, j), d(2, j), d(3, j)], &sub, &add),
-    );
+    let c0 = b_transpose([d(0, 0), d(1, 0), d(2, 0), d(3, 0)], &sub, &add);
+    let c1 = b_transpose([d(0, 1), d(1, 1), d(2, 1), d(3, 1)], &sub, &add);
+    let c2 = b_transpose([d(0, 2), d(1, 2), d(2, 2), d(3, 2)], &sub, &add);
+    let c3 = b_transpose([d(0, 3), d(1, 3), d(2, 3), d(3, 3)], &sub, &add);
     // (Bᵀ d) B: B's columns applied to each row i of Bᵀ d.
-    let [r0, r1, r2, r3] = [0, 1, 2, 3].map(
-        #[inline(always)]
-        |i| {
-            b_transpose(
-                [column[0][i], column[1][i], column[2][i], column[3][i]],
-                &sub,
-                &add,
-            )
-        },
-    );
+    let r0 = b_transpose([c0[0], c1[0], c2[0], c3[0]], &sub, &add);
+    let r1 = b_transpose([c0[1], c1[1], c2[1], c3[1]], &sub, &add);
+    let r2 = b_transpose([c0[2], c1[2], c2[2], c3[2]], &sub, &add);
+    let r3 = b_transpose([c0[3], c1[3], c2[3], c3[3]], &sub, &add);
     [
         r0[0], r0[1], r0[2], r0[3], r1[0], r1[1], r1[2], r1[3], r2[0], r2[1], r2[2], r2[3], r3[0],
         r3[1], r3[2], r3[3],
@@ -407,15 +402,19 @@ fn output_tile<T: Copy>(
     sub: impl Fn(T, T) -> T,
     add: impl Fn(T, T) -> T,
 ) -> [T; 4] {
-    // Aᵀ m: [2, 4]
-    let t0 = [0, 1, 2, 3].map(
-        #[inline(always)]
-        |col| add(add(m(col), m(4 + col)), m(8 + col)),
-    );
-    let t1 = [0, 1, 2, 3].map(
-        #[inline(always)]
-        |col| sub(sub(m(4 + col), m(8 + col)), m(12 + col)),
-    );
+    // Aᵀ m: [2, 4], written out (see `input_tile`).
+    let t0 = [
+        add(add(m(0), m(4)), m(8)),
+        add(add(m(1), m(5)), m(9)),
+        add(add(m(2), m(6)), m(10)),
+        add(add(m(3), m(7)), m(11)),
+    ];
+    let t1 = [
+        sub(sub(m(4), m(8)), m(12)),
+        sub(sub(m(5), m(9)), m(13)),
+        sub(sub(m(6), m(10)), m(14)),
+        sub(sub(m(7), m(11)), m(15)),
+    ];
     // (Aᵀ m) A: [2, 2]
     [
         add(add(add(t0[0], t0[1]), t0[2]), b),
