@@ -132,7 +132,8 @@ pub fn isa() -> Isa {
 /// transforms and the recurrent gate loops still run that way: forced into AVX2 they measured
 /// slower on an AVX2-only Zen 1 (ResNet-18 inference at batch 1 0.96x, batch 16 0.98x, the
 /// LSTM step at hidden 64 0.94x against e8fbf53; `step_ab-20261129-112930.json` and 6
-/// alternating runs of `rnn_step`), so they stay as they were measured everywhere before. The
+/// alternating runs of `rnn_step` in `docs/avx2-session-ab/`), so they stay as they were
+/// measured everywhere before. The
 /// shifted planes, the weight gradient's groups and the channels-last Winograd transforms
 /// carry the attribute. Call it inside each parallel task (rayon's worker threads run their
 /// closures outside it).

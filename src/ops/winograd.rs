@@ -39,8 +39,8 @@
 //! channels-last form instead ([`forward_channels_last`]): there a row has 4 to 8 tiles, too few
 //! to fill a vector along the row, and the transforms took longer than the products. At 7x7
 //! with 64 channels a training step's forward and input gradient then took ~26 against ~32 ms
-//! (`bench/conv_paths.sh 3 resnet20.stage3`, with the `gemm` lowering as the in-run reference:
-//! 0.70-0.77x of it, 0.88-0.93x before).
+//! (`conv_paths 3 resnet20.stage3`, with the `gemm` lowering as the in-run reference: 0.70-0.77x
+//! of it, 0.88x before; run record `docs/avx2-session-ab/`).
 
 use std::ops::Range;
 
