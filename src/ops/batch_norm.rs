@@ -759,6 +759,22 @@ mod tests {
         (a - b).abs().max().into_scalar::<f32>()
     }
 
+    /// Asserts each named pair of Flex tensors holds the same number of values, none apart by
+    /// 1e-4 or more.
+    fn assert_all_close<const N: usize>(pairs: [(&str, FlexTensor, FlexTensor); N]) {
+        for (name, a, b) in pairs {
+            let (a, b) = (a.to_contiguous(), b.to_contiguous());
+            let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
+            assert_eq!(a.len(), b.len(), "{name}");
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "{name} differs by {d}");
+        }
+    }
+
     /// The fused op against burn's layer: outputs, running statistics and the gradients of
     /// input, gamma and beta, on random data (mean 3, so centring matters) with a non-trivial
     /// gamma, beta and loss.
@@ -862,17 +878,7 @@ mod tests {
             ("dgamma", back_ours.1, back_theirs.1),
             ("dbeta", back_ours.2, back_theirs.2),
         ];
-        for (name, a, b) in pairs {
-            let (a, b) = (a.to_contiguous(), b.to_contiguous());
-            let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
-            assert_eq!(a.len(), b.len(), "{name}");
-            let d = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(d < 1e-4, "{name} differs by {d}");
-        }
+        assert_all_close(pairs);
     }
 
     /// With the ReLU fused (forward and backward, the Flex kernels called directly) against
@@ -929,17 +935,7 @@ mod tests {
             ("dgamma", back_ours.1, back_theirs.1),
             ("dbeta", back_ours.2, back_theirs.2),
         ];
-        for (name, a, b) in pairs {
-            let (a, b) = (a.to_contiguous(), b.to_contiguous());
-            let (a, b): (&[f32], &[f32]) = (a.storage(), b.storage());
-            assert_eq!(a.len(), b.len(), "{name}");
-            let d = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(d < 1e-4, "{name} differs by {d}");
-        }
+        assert_all_close(pairs);
     }
 
     /// The fused training ReLU gives bit for bit what the batch norm followed by burn's ReLU
